@@ -1,0 +1,186 @@
+"""The executor interface (Prefect 1's ``Executor``) and nbexec's notebook-agnostic extensions.
+
+The seed's interface is ``start()``, ``submit()`` and ``wait()``. nbexec's run layer also uses four
+extensions that every executor provides (the defaults here suit executors that run each call at
+once in the calling thread, so a subclass that implements only the seed's interface still works):
+
+- ``submit_future()`` returns a future with the ``concurrent.futures.Future`` API
+  (``done``, ``result``, ``exception``, ``cancel``, ``add_done_callback``).
+- ``event_channel(callback)`` returns a picklable ``emit(key, event, info)`` that code running inside
+  a task, wherever it runs, uses to report back to ``callback`` in this process.
+- ``interrupt(futures)`` stops work after a KeyboardInterrupt: pending work never starts; running
+  work is stopped where this executor owns the workers and released otherwise.
+- ``describe()`` says what the executor runs on, for status lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Executor", "EventChannel", "ExecutorInfo", "make_task_key", "map_structure"]
+
+EventCallback = Callable[[str, str, dict], None]
+
+
+@dataclass
+class ExecutorInfo:
+    """What an executor runs on; ``None`` where it does not apply or is not known yet."""
+
+    mode: str
+    workers: int | None = None
+    threads: int | None = None
+    memory: int | None = None
+    dashboard_link: str | None = None
+    address: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EventChannel:
+    """A way back from running task code to a callback in this process.
+
+    ``emit`` is picklable for executors whose tasks run elsewhere; calling it where the task runs
+    delivers ``(key, event, info)`` to the callback here, in order per task, on some thread.
+    ``info`` holds only str, int, float, bool and None values.
+    """
+
+    def __init__(self, emit: Callable[[str, str, dict], None], close: Callable[[], None] | None = None):
+        self.emit = emit
+        self._close = close
+
+    def close(self) -> None:
+        """Stop delivering events; idempotent."""
+        close, self._close = self._close, None
+        if close is not None:
+            close()
+
+
+def make_task_key(extra_context: dict | None) -> str | None:
+    """The key for a task, named as Prefect 1 named them: ``name-index-uuid`` or ``name-uuid``."""
+    if not extra_context:
+        return None
+    name = extra_context.get("task_name") or ""
+    if not name:
+        return None
+    index = extra_context.get("task_index")
+    if index is not None:
+        return f"{name}-{index}-{uuid.uuid4().hex}"
+    return f"{name}-{uuid.uuid4().hex}"
+
+
+def map_structure(fn: Callable[[Any], Any], obj: Any, is_leaf: Callable[[Any], bool]) -> Any:
+    """Return ``obj`` with every leaf inside nested lists, tuples, sets and dicts replaced by ``fn(leaf)``.
+
+    Containers without leaves are returned as they are (same object); containers with leaves are
+    rebuilt with the same type (namedtuples included).
+    """
+    if is_leaf(obj):
+        return fn(obj)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = [map_structure(fn, x, is_leaf) for x in obj]
+        if all(a is b for a, b in zip(items, obj)):
+            return obj
+        if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+            return type(obj)(*items)
+        return type(obj)(items)
+    if isinstance(obj, dict):
+        items = {k: map_structure(fn, v, is_leaf) for k, v in obj.items()}
+        if all(items[k] is v for k, v in obj.items()):
+            return obj
+        out = type(obj)() if type(obj) is not dict else {}
+        out.update(items)
+        return out
+    return obj
+
+
+def iter_leaves(obj: Any, is_leaf: Callable[[Any], bool]) -> Iterator[Any]:
+    """Yield every leaf inside nested lists, tuples, sets and dicts."""
+    if is_leaf(obj):
+        yield obj
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        for x in obj:
+            yield from iter_leaves(x, is_leaf)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            yield from iter_leaves(x, is_leaf)
+
+
+def _is_concurrent_future(x: Any) -> bool:
+    return isinstance(x, Future)
+
+
+class Executor:
+    """Base class of all executors: runs functions, possibly elsewhere, and resolves their futures."""
+
+    #: The mode name a person would type for this executor ("local", "threads", "dask", ...).
+    mode: str = "custom"
+
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(f"nbexec.{type(self).__name__}")
+
+    def __repr__(self) -> str:
+        return f"<Executor: {type(self).__name__}>"
+
+    @contextmanager
+    def start(self) -> Iterator[None]:
+        """Context manager for initializing execution; work may be submitted inside it."""
+        yield
+
+    def submit(self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any) -> Any:
+        """Submit ``fn(*args, **kwargs)``; futures of this executor inside ``args`` are dependencies."""
+        raise NotImplementedError()
+
+    def wait(self, futures: Any) -> Any:
+        """Resolve every future inside ``futures`` (nested lists, tuples, dicts); plain values pass through."""
+        raise NotImplementedError()
+
+    # --- nbexec extensions -------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether ``start()`` is active (always True for executors that need no start)."""
+        return True
+
+    def submit_future(
+        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+    ) -> Any:
+        """Like ``submit`` but always returns a future with the ``concurrent.futures.Future`` API.
+
+        Futures returned by earlier ``submit_future`` calls may appear in ``args``/``kwargs`` as
+        dependencies. The default runs the call at once through ``submit``.
+        """
+        args, kwargs = map_structure(
+            lambda f: f.result(), (args, kwargs), _is_concurrent_future
+        )
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            value = self.submit(fn, *args, extra_context=extra_context, **kwargs)
+            value = self.wait(value)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+        return future
+
+    def event_channel(self, callback: EventCallback) -> EventChannel:
+        """A channel from task code back to ``callback``; the default calls it directly."""
+        return EventChannel(callback)
+
+    def interrupt(self, futures: Iterable[Any]) -> None:
+        """Stop ``futures`` after an interrupt: pending ones never start; running ones stop or are released."""
+        for f in futures:
+            cancel = getattr(f, "cancel", None)
+            if cancel is not None:
+                cancel()
+
+    def describe(self) -> ExecutorInfo:
+        """What this executor runs on."""
+        return ExecutorInfo(mode=self.mode)
