@@ -1,0 +1,452 @@
+"""A process pool of ``python -m nbexec.executors._procworker`` children, with adaptive chunking.
+
+Children are plain subprocesses (no multiprocessing: no ``__main__`` re-import), fed over pipes
+with length-prefixed cloudpickles. Idle children get chunks of about ``pending / (2 * workers)``
+tasks (capped), so many small tasks are cheap while a few long ones still spread over every
+child. Children report each task as it finishes. ``interrupt`` SIGKILLs the children running
+interrupted tasks and replaces them; a child that dies on its own fails its running task and is
+replaced too. ``submit`` makes it a ``concurrent.futures.Executor`` for ``dask.multiprocessing.get``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+import cloudpickle
+
+from . import _procworker as pw
+from ._threadpool import _finish, force_cancel
+
+__all__ = ["ProcPool", "WorkerDiedError", "TaskPicklingError", "RemoteTraceback"]
+
+logger = logging.getLogger("nbexec.ProcPool")
+_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class WorkerDiedError(RuntimeError):
+    """A pool process died while running a task."""
+
+
+class TaskPicklingError(TypeError):
+    """A task's function, arguments or result could not cross the process boundary."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in a pool process (set as ``__cause__``)."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+class _Task:
+    __slots__ = ("future", "fn", "args", "kwargs", "tid", "sent")
+
+    def __init__(self, future: Future, fn: Callable, args: tuple, kwargs: dict, tid: int):
+        self.future, self.fn, self.args, self.kwargs = future, fn, args, kwargs
+        self.tid, self.sent = tid, False
+
+    @property
+    def key(self) -> str:
+        return getattr(self.future, "key", None) or getattr(self.fn, "__name__", "task")
+
+
+class _Child:
+    __slots__ = ("proc", "pid", "wfd", "rfd", "inflight", "sizes", "alive", "killed", "wlock")
+
+    def __init__(self, proc: subprocess.Popen, wfd: int, rfd: int) -> None:
+        self.proc, self.pid, self.wfd, self.rfd = proc, proc.pid, wfd, rfd
+        self.inflight: deque[_Task] = deque()  # sent, in the order the child runs them
+        self.sizes: deque[int] = deque()  # tasks per frame sent, for load failures
+        self.alive, self.killed = True, False
+        self.wlock = threading.Lock()
+
+    def write(self, kind: int, body: bytes) -> None:
+        data = memoryview(pw.HEADER.pack(len(body), kind) + body)
+        with self.wlock:
+            try:
+                while data:
+                    data = data[os.write(self.wfd, data) :]
+            except OSError:
+                pass  # the child died; its reader handles it
+
+
+class ProcPool(Executor):
+    """``max_workers`` child processes; ``submit_to``/``submit`` run calls there, FIFO."""
+
+    def __init__(self, max_workers: int, max_chunk: int = 128) -> None:
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
+        self._max_workers = max_workers
+        self._max_chunk = max_chunk
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._pending: deque[_Task] = deque()
+        self._children: list[_Child] = []
+        self._idle: list[_Child] = []
+        self._shutdown = self._closing = False
+        self._tids = itertools.count()
+        try:
+            for _ in range(max_workers):
+                self._add(self._spawn())
+        except BaseException:
+            self._kill_all()
+            raise
+
+    # --- children --------------------------------------------------------------------------
+
+    def _spawn(self) -> _Child:
+        p2c_r, p2c_w = os.pipe()
+        c2p_r, c2p_w = os.pipe()
+        env = dict(os.environ)
+        env["NBEXEC_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PKG_ROOT, env.get("PYTHONPATH")]))
+        argv = [sys.executable, "-m", "nbexec.executors._procworker", str(p2c_r), str(c2p_w)]
+        try:
+            proc = subprocess.Popen(
+                [*argv, str(os.getpid())],
+                pass_fds=(p2c_r, c2p_w),
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except BaseException:
+            for fd in (p2c_r, p2c_w, c2p_r, c2p_w):
+                os.close(fd)
+            raise
+        os.close(p2c_r)
+        os.close(c2p_w)
+        child = _Child(proc, p2c_w, c2p_r)
+        t = threading.Thread(target=self._reader, args=(child,), name=f"nbexec-proc-{proc.pid}")
+        t.daemon = True
+        t.start()
+        return child
+
+    def _add(self, child: _Child) -> None:
+        with self._lock:
+            self._children.append(child)
+            self._idle.append(child)
+            chunks = self._take_chunks()
+        self._send_chunks(chunks)
+
+    @property
+    def pids(self) -> list[int]:
+        """PIDs of the live children."""
+        return [c.pid for c in self._children]
+
+    # --- dispatch --------------------------------------------------------------------------
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)`` in a child; returns a new ``Future``."""
+        future: Future = Future()
+        self.submit_to(future, fn, args, kwargs)
+        return future
+
+    def submit_to(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
+        """Schedule ``fn(*args, **kwargs)`` to complete the given pending ``future``."""
+        task = _Task(future, fn, args, kwargs, next(self._tids))
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot submit to a process pool that was shut down")
+            self._pending.append(task)
+            if not self._idle:
+                return
+            chunks = self._take_chunks()
+        self._send_chunks(chunks)
+
+    def _take_chunks(self) -> list[tuple[_Child, list[_Task]]]:
+        """Under the lock: assign pending tasks to idle children."""
+        out = []
+        pending, idle = self._pending, self._idle
+        while pending and idle:
+            child = idle.pop()
+            size = max(1, min(self._max_chunk, len(pending) // (2 * self._max_workers)))
+            tasks = []
+            while pending and len(tasks) < size:
+                t = pending.popleft()
+                f = t.future
+                if t.sent:
+                    if f.done():
+                        continue
+                else:
+                    try:
+                        if not f.set_running_or_notify_cancel():
+                            continue
+                    except RuntimeError:
+                        continue  # finished elsewhere
+                    t.sent = True
+                tasks.append(t)
+            if not tasks:
+                idle.append(child)
+                continue
+            child.inflight.extend(tasks)
+            out.append((child, tasks))
+        return out
+
+    def _send_chunks(self, chunks: list[tuple[_Child, list[_Task]]]) -> None:
+        while chunks:
+            more: list = []
+            for child, tasks in chunks:
+                more += self._send(child, tasks)
+            chunks = more
+
+    def _send(self, child: _Child, tasks: list[_Task], split: bool = False) -> list:
+        items = [(t.tid, t.fn, t.args, t.kwargs) for t in tasks]
+        failed = []
+        try:
+            if split:
+                raise ValueError("one frame per task")
+            frames = [(len(tasks), cloudpickle.dumps(items, protocol=5))]
+        except BaseException:
+            frames = []
+            for t, item in zip(tasks, items, strict=True):
+                try:
+                    frames.append((1, cloudpickle.dumps([item], protocol=5)))
+                except BaseException as exc:
+                    failed.append((t, exc))
+        chunks: list = []
+        with self._lock:
+            for t, _ in failed:
+                try:
+                    child.inflight.remove(t)
+                except ValueError:
+                    pass
+            child.sizes.extend(n for n, _ in frames)
+            if failed and not child.inflight and child.alive and child not in self._idle:
+                self._idle.append(child)
+                chunks = self._take_chunks()
+        for _, body in frames:
+            child.write(pw.KIND_RUN, body)
+        for t, exc in failed:
+            err = TaskPicklingError(
+                f"cannot pickle the function or arguments of task {t.key!r}: {exc!r}"
+            )
+            err.__cause__ = exc
+            _finish(t.future, exc=err)
+        return chunks
+
+    # --- results ---------------------------------------------------------------------------
+
+    def _reader(self, child: _Child) -> None:
+        rfd = child.rfd
+        try:
+            while True:
+                header = pw._read_exact(rfd, pw.HEADER.size)
+                if header is None:
+                    break
+                size, kind = pw.HEADER.unpack(header)
+                body = pw._read_exact(rfd, size)
+                if body is None:
+                    break
+                if kind == pw.KIND_EVENT:
+                    self._on_event(body)
+                elif kind == pw.KIND_LOADFAIL:
+                    self._on_loadfail(child, body)
+                else:
+                    self._on_done(child, kind, body)
+                del body
+        except OSError:
+            pass
+        finally:
+            self._child_died(child)
+
+    @staticmethod
+    def _on_event(body: bytes) -> None:
+        try:
+            channel, key, event, info = pickle.loads(body)
+            callback = pw.CHANNELS.get(channel)
+            if callback is not None:
+                callback(key, event, info)
+        except Exception:
+            logger.exception("event callback failed")
+
+    def _on_done(self, child: _Child, kind: int, body: bytes) -> None:
+        chunks = None
+        with self._lock:
+            if not child.inflight:
+                return  # killed by interrupt: its tasks were handled there
+            task = child.inflight.popleft()
+            child.sizes[0] -= 1
+            if not child.sizes[0]:
+                child.sizes.popleft()
+            if not child.inflight and child.alive:
+                self._idle.append(child)
+                chunks = self._take_chunks()
+                if self._shutdown:
+                    self._cond.notify_all()
+        if chunks:
+            self._send_chunks(chunks)
+        future = task.future
+        try:
+            _tid, t0, t1, value = pickle.loads(body)
+        except BaseException as exc:
+            err = TaskPicklingError(f"cannot unpickle the result of task {task.key!r}: {exc!r}")
+            err.__cause__ = exc
+            _finish(future, exc=err)
+            return
+        future.start_time, future.end_time = t0, t1
+        if kind == pw.KIND_OK:
+            _finish(future, value)
+            return
+        exc, text = value
+        where = f"task {task.key!r} in worker process {child.pid}"
+        if exc is None:
+            exc = TaskPicklingError(
+                f"{where} failed; what it sent back could not be pickled:\n{text}"
+            )
+        else:
+            exc.__cause__ = RemoteTraceback(f'\n"""\nRaised by {where}:\n{text}"""')
+        _finish(future, exc=exc)
+
+    def _on_loadfail(self, child: _Child, body: bytes) -> None:
+        text = pickle.loads(body)
+        with self._lock:
+            n = child.sizes.popleft() if child.sizes else 0
+            tasks = [child.inflight.popleft() for _ in range(min(n, len(child.inflight)))]
+            if n > 1:  # retry one by one to find the task(s) that cannot be loaded
+                child.inflight.extendleft(reversed(tasks))
+        if n > 1:
+            self._send_chunks(self._send(child, tasks, split=True))
+            return
+        for t in tasks:
+            err = TaskPicklingError(f"task {t.key!r} could not be unpickled in the worker:\n{text}")
+            _finish(t.future, exc=err)
+        with self._lock:
+            if not child.inflight and child.alive and child not in self._idle:
+                self._idle.append(child)
+                chunks = self._take_chunks()
+            else:
+                chunks = []
+        self._send_chunks(chunks)
+
+    def _child_died(self, child: _Child) -> None:
+        try:
+            code = child.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            code = child.proc.wait()
+        with child.wlock:
+            for fd in (child.wfd, child.rfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        with self._lock:
+            replace = child.alive and not self._closing
+            child.alive = False
+            if child in self._children:
+                self._children.remove(child)
+            if child in self._idle:
+                self._idle.remove(child)
+            tasks = list(child.inflight)
+            child.inflight.clear()
+            self._pending.extendleft(reversed(tasks[1:]))
+            self._cond.notify_all()
+        if tasks:
+            t = tasks[0]
+            msg = f"worker process {child.pid} died unexpectedly (exit code {code}) while running task {t.key!r}"
+            _finish(t.future, exc=WorkerDiedError(msg))
+        if replace:
+            self._add(self._spawn())
+
+    # --- interrupts and shutdown -----------------------------------------------------------
+
+    def interrupt(self, futures: Iterable[Future]) -> None:
+        """Cancel pending ``futures``; SIGKILL and replace the children running the others."""
+        fs = set(futures)
+        for f in fs:
+            f.cancel()
+        cancel, killed = [], []
+        with self._lock:
+            for child in list(self._children):
+                if not any(t.future in fs for t in child.inflight):
+                    continue
+                child.alive, child.killed = False, True
+                self._children.remove(child)
+                if child in self._idle:
+                    self._idle.remove(child)
+                keep = [t for t in child.inflight if t.future not in fs]
+                cancel += [t for t in child.inflight if t.future in fs]
+                child.inflight.clear()
+                self._pending.extendleft(reversed(keep))
+                killed.append(child)
+            replace = not self._closing
+        for child in killed:
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for t in cancel:
+            force_cancel(t.future)
+        if replace:
+            for _ in killed:
+                self._add(self._spawn())
+
+    def interrupt_all(self) -> None:
+        """Interrupt every queued and running call."""
+        with self._lock:
+            fs = [t.future for t in self._pending]
+            fs += [t.future for c in self._children for t in c.inflight]
+        self.interrupt(fs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the children: after the queued and running work (``wait``), or at once."""
+        with self._lock:
+            self._shutdown = True
+            pending = list(self._pending) if cancel_futures else []
+        for t in pending:
+            t.future.cancel()
+        if wait:
+            with self._cond:
+                while self._pending or any(c.inflight for c in self._children):
+                    chunks = self._take_chunks()
+                    if chunks:
+                        self._cond.release()
+                        try:
+                            self._send_chunks(chunks)
+                        finally:
+                            self._cond.acquire()
+                    self._cond.wait(0.1)
+                self._closing = True
+                children = list(self._children)
+            for c in children:
+                with c.wlock:
+                    try:
+                        os.close(c.wfd)  # EOF: the child exits
+                    except OSError:
+                        pass
+                    c.wfd = -1
+            for c in children:
+                try:
+                    c.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    c.proc.kill()
+        else:
+            self._kill_all()
+
+    def _kill_all(self) -> None:
+        with self._lock:
+            self._shutdown = self._closing = True
+            children = list(self._children)
+            for c in children:
+                c.alive = False
+        for c in children:
+            try:
+                os.kill(c.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for c in children:
+            c.proc.wait()

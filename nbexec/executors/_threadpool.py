@@ -1,0 +1,198 @@
+"""A small thread pool whose running tasks can be interrupted (CPython async exceptions).
+
+``InterruptiblePool`` is a ``concurrent.futures.Executor`` (so ``dask.threaded.get(..., pool=...)``
+can use it) with one extra: ``interrupt(futures)`` cancels the pending ones and raises
+``TaskInterrupted`` inside the threads running the others. A thread blocked in C (``time.sleep``)
+gets the exception as soon as it returns to Python, so the task runs no further line; the pool
+thread survives and goes on with the next task.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError, Executor, Future
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
+from queue import SimpleQueue
+from typing import Any
+
+__all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]
+
+
+class TaskInterrupted(KeyboardInterrupt):
+    """Raised inside a pool thread whose task was interrupted (a KeyboardInterrupt, so
+    ``except Exception`` in task code does not swallow it)."""
+
+
+def force_cancel(future: Future) -> bool:
+    """Mark ``future`` cancelled even if it is running; False if it had already finished."""
+    if future.cancel():
+        return True
+    with future._condition:
+        if future._state in (FINISHED, CANCELLED_AND_NOTIFIED):
+            return False
+        future._state = CANCELLED_AND_NOTIFIED
+        future._condition.notify_all()
+    future._invoke_callbacks()
+    return True
+
+
+def _finish(future: Future, value: Any = None, exc: BaseException | None = None) -> None:
+    """Set a result or exception unless the future was cancelled or finished meanwhile."""
+    try:
+        if exc is None:
+            future.set_result(value)
+        else:
+            future.set_exception(exc)
+    except Exception:  # InvalidStateError: cancelled/interrupted already
+        pass
+
+
+def _async_raise(thread_id: int, exc_type: type[BaseException]) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
+
+
+def _clear_async(thread_id: int) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+
+
+class InterruptiblePool(Executor):
+    """A fixed-size pool of ``max_workers`` daemon threads running submitted calls in FIFO order."""
+
+    def __init__(self, max_workers: int, name: str = "nbexec-thread") -> None:
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
+        self._max_workers = max_workers
+        self._queue: SimpleQueue = SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[int, Future] = {}  # thread ident -> future running there
+        self._shutdown = False
+        self._threads: list[threading.Thread] = []
+        for i in range(max_workers):
+            t = threading.Thread(target=self._worker, name=f"{name}-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    # --- concurrent.futures.Executor ------------------------------------------------------
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        """Schedule ``fn(*args, **kwargs)``; returns a new ``Future``."""
+        future: Future = Future()
+        self.submit_to(future, fn, args, kwargs)
+        return future
+
+    def submit_to(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
+        """Schedule ``fn(*args, **kwargs)`` to complete the given (pending) ``future``."""
+        if self._shutdown:
+            raise RuntimeError("cannot submit to a pool that was shut down")
+        self._queue.put((future, fn, args, kwargs))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the threads after the queued work (or cancel it with ``cancel_futures``)."""
+        if cancel_futures:
+            self.cancel_pending()
+        self._shutdown = True
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            me = threading.current_thread()
+            for t in self._threads:
+                if t is not me:
+                    t.join()
+
+    # --- interrupts ------------------------------------------------------------------------
+
+    def cancel_pending(self) -> None:
+        """Cancel every queued call that has not started."""
+        items = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except Exception:
+                break
+        for item in items:
+            if item is None:
+                self._queue.put(None)
+            else:
+                item[0].cancel()
+
+    def interrupt(self, futures: Iterable[Future]) -> None:
+        """Cancel ``futures`` that have not started; raise ``TaskInterrupted`` in threads running the others."""
+        for f in futures:
+            if f.cancel():
+                continue  # pending: the worker will skip it
+            with self._lock:
+                for ident, running in self._running.items():
+                    if running is f:
+                        # the worker clears _running under this lock before leaving the task,
+                        # so the exception lands in the task or, at worst, in the guarded gap.
+                        del self._running[ident]
+                        _async_raise(ident, TaskInterrupted)
+                        force_cancel(f)
+                        break
+
+    def interrupt_all(self) -> None:
+        """Interrupt every queued and running call."""
+        self.cancel_pending()
+        self.interrupt(self.running_futures())
+
+    def running_futures(self) -> list[Future]:
+        """Futures whose calls are executing now."""
+        with self._lock:
+            return list(self._running.values())
+
+    # --- worker ----------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        ident = threading.get_ident()
+        while True:
+            try:
+                if self._work(ident):
+                    return
+            except TaskInterrupted:
+                # An interrupt that arrived just after the task returned: the task is over and
+                # its future was cancelled by interrupt(); keep serving.
+                continue
+
+    def _work(self, ident: int) -> bool:
+        get, lock, running = self._queue.get, self._lock, self._running
+        while True:
+            item = get()
+            if item is None:
+                return True
+            future, fn, args, kwargs = item
+            del item
+            if not future.set_running_or_notify_cancel():
+                continue
+            with lock:
+                running[ident] = future
+            try:
+                result = fn(*args, **kwargs)
+            except TaskInterrupted:
+                with lock:
+                    running.pop(ident, None)
+                _clear_async(ident)
+                force_cancel(future)
+            except BaseException as exc:
+                with lock:
+                    interrupted = running.pop(ident, None) is None
+                if interrupted:
+                    _clear_async(ident)
+                _finish(future, exc=exc)
+                del exc
+            else:
+                with lock:
+                    interrupted = running.pop(ident, None) is None
+                if interrupted:
+                    _clear_async(ident)  # interrupt landed after the task: drop it
+                _finish(future, result)
+                del result
+            del future, fn, args, kwargs
+
+
+def cancelled_error(key: str) -> CancelledError:
+    """The error a dependent gets when the task ``key`` it needs was cancelled."""
+    return CancelledError(f"task {key!r} was cancelled")
