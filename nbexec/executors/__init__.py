@@ -11,7 +11,14 @@ from typing import Any
 from .base import EventChannel, Executor, ExecutorInfo
 from .local import LocalExecutor
 
-__all__ = ["Executor", "EventChannel", "ExecutorInfo", "LocalExecutor", "LocalDaskExecutor", "DaskExecutor"]
+__all__ = [
+    "Executor",
+    "EventChannel",
+    "ExecutorInfo",
+    "LocalExecutor",
+    "LocalDaskExecutor",
+    "DaskExecutor",
+]
 
 
 def __getattr__(name: str) -> Any:

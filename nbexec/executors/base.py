@@ -49,7 +49,9 @@ class EventChannel:
     ``info`` holds only str, int, float, bool and None values.
     """
 
-    def __init__(self, emit: Callable[[str, str, dict], None], close: Callable[[], None] | None = None):
+    def __init__(
+        self, emit: Callable[[str, str, dict], None], close: Callable[[], None] | None = None
+    ):
         self.emit = emit
         self._close = close
 
@@ -131,7 +133,9 @@ class Executor:
         """Context manager for initializing execution; work may be submitted inside it."""
         yield
 
-    def submit(self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any) -> Any:
+    def submit(
+        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+    ) -> Any:
         """Submit ``fn(*args, **kwargs)``; futures of this executor inside ``args`` are dependencies."""
         raise NotImplementedError()
 
@@ -154,12 +158,12 @@ class Executor:
         Futures returned by earlier ``submit_future`` calls may appear in ``args``/``kwargs`` as
         dependencies. The default runs the call at once through ``submit``.
         """
-        args, kwargs = map_structure(
-            lambda f: f.result(), (args, kwargs), _is_concurrent_future
-        )
         future: Future = Future()
         future.set_running_or_notify_cancel()
         try:
+            args, kwargs = map_structure(
+                lambda f: f.result(), (args, kwargs), _is_concurrent_future
+            )
             value = self.submit(fn, *args, extra_context=extra_context, **kwargs)
             value = self.wait(value)
         except BaseException as exc:

@@ -15,7 +15,9 @@ class LocalExecutor(Executor):
 
     mode = "local"
 
-    def submit(self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any) -> Any:
+    def submit(
+        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+    ) -> Any:
         """Call ``fn(*args, **kwargs)`` now and return its value; ``extra_context`` is ignored."""
         return fn(*args, **kwargs)
 

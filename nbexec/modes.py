@@ -1,0 +1,239 @@
+"""Mode names and options -> an Executor (``executor_for``).
+
+Modes: ``local`` (LocalExecutor), ``sync``/``threads``/``processes`` (LocalDaskExecutor with that
+scheduler) and ``dask`` (DaskExecutor). An option that does not fit the mode is a ValueError naming
+it and listing what the mode accepts; nothing is silently ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .executors.base import Executor
+from .options import MODES
+
+__all__ = ["MODES", "MODE_OPTIONS", "executor_for", "validate", "resolve_cluster_class"]
+
+_DASK_OPTIONS = (
+    "workers", "threads_per_worker", "processes", "memory_limit", "address", "cluster_class",
+    "cluster_kwargs", "client_kwargs", "adapt", "timeout", "tls_ca_file", "tls_cert", "tls_key",
+)  # fmt: skip
+
+#: Which options each mode takes.
+MODE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "local": (),
+    "sync": (),
+    "threads": ("workers",),
+    "processes": ("workers",),
+    "dask": _DASK_OPTIONS,
+}
+
+_LOCAL_CLUSTER_ONLY = ("threads_per_worker", "processes", "memory_limit")
+_ADDRESS_CONFLICTS = (
+    "workers", "threads_per_worker", "processes", "memory_limit", "cluster_class",
+    "cluster_kwargs", "adapt",
+)  # fmt: skip
+_LOCAL_CLUSTER = "distributed.LocalCluster"
+
+
+def _accepted(mode: str) -> str:
+    names = MODE_OPTIONS[mode]
+    return ", ".join(names) if names else "no options"
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+
+
+def resolve_cluster_class(name: str) -> type:
+    """Import ``name`` (a dotted name) and check it is a ``distributed.deploy.Cluster`` subclass."""
+    from distributed.deploy import Cluster
+
+    if not isinstance(name, str) or not name or name.startswith(".") or " " in name:
+        raise ValueError(
+            f"cluster_class must be a dotted name such as 'distributed.LocalCluster', got {name!r}"
+        )
+    module_name, _, attr = name.rpartition(".")
+    obj = None
+    if module_name:
+        try:
+            obj = getattr(importlib.import_module(module_name), attr, None)
+        except ImportError as exc:
+            raise ValueError(f"cluster_class {name!r} cannot be imported: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Cluster)):
+        raise ValueError(
+            f"cluster_class {name!r} is not a distributed.deploy.Cluster subclass; accepted: the dotted "
+            "name of a Dask cluster class, e.g. distributed.LocalCluster or dask_jobqueue.SLURMCluster"
+        )
+    return obj
+
+
+def validate(mode: str, options: dict[str, Any]) -> None:
+    """Raise ValueError if ``mode`` is unknown or an option does not fit it or has a bad value."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    for name in options:
+        if name not in MODE_OPTIONS[mode]:
+            if name in _DASK_OPTIONS:
+                raise ValueError(
+                    f"option {name!r} does not fit mode {mode!r}; {mode!r} accepts: {_accepted(mode)}"
+                )
+            raise ValueError(
+                f"unknown option {name!r}; options: {', '.join(_DASK_OPTIONS)} (mode {mode!r} accepts: "
+                f"{_accepted(mode)})"
+            )
+    if "workers" in options:
+        _check_int("workers", options["workers"], 0 if mode == "dask" else 1)
+    if "threads_per_worker" in options:
+        _check_int("threads_per_worker", options["threads_per_worker"], 1)
+    if "processes" in options and not isinstance(options["processes"], bool):
+        raise ValueError(f"processes must be True or False, got {options['processes']!r}")
+    if "timeout" in options:
+        t = options["timeout"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
+            raise ValueError(f"timeout must be a number of seconds > 0, got {t!r}")
+    if "adapt" in options:
+        adapt = options["adapt"]
+        if not isinstance(adapt, (tuple, list)) or len(adapt) != 2:
+            raise ValueError(f"adapt must be (minimum, maximum), got {adapt!r}")
+        lo, hi = adapt
+        _check_int("adapt minimum", lo, 0)
+        _check_int("adapt maximum", hi, 1)
+        if lo > hi:
+            raise ValueError(f"adapt minimum {lo} is larger than maximum {hi}")
+    for name in ("cluster_kwargs", "client_kwargs"):
+        if name in options and not isinstance(options[name], dict):
+            raise ValueError(f"{name} must be a dict, got {type(options[name]).__name__}")
+    if "memory_limit" in options:
+        _check_memory(options["memory_limit"])
+    if "address" in options:
+        if not isinstance(options["address"], str) or not options["address"]:
+            raise ValueError(
+                f"address must be a scheduler address such as tcp://host:8786, got {options['address']!r}"
+            )
+        clash = [n for n in _ADDRESS_CONFLICTS if n in options]
+        if clash:
+            raise ValueError(
+                f"option(s) {', '.join(clash)} configure a cluster nbexec creates and do not fit "
+                "--address (an existing cluster)"
+            )
+    cluster_class = options.get("cluster_class")
+    if isinstance(cluster_class, str):
+        resolved = resolve_cluster_class(cluster_class)
+        _check_cluster_class_options(resolved, options)
+    elif cluster_class is not None:
+        if not callable(cluster_class):
+            raise ValueError(
+                f"cluster_class must be a dotted name or a callable, got {cluster_class!r}"
+            )
+        _check_cluster_class_options(cluster_class, options)
+    tls = [n for n in ("tls_ca_file", "tls_cert", "tls_key") if n in options]
+    if tls:
+        if set(tls) != {"tls_ca_file", "tls_cert", "tls_key"}:
+            missing = sorted({"tls_ca_file", "tls_cert", "tls_key"} - set(tls))
+            raise ValueError(
+                f"TLS needs tls_ca_file, tls_cert and tls_key together; missing: {', '.join(missing)}"
+            )
+        import os
+
+        for n in tls:
+            if not os.path.isfile(str(options[n])):
+                raise ValueError(f"{n}: no such file {options[n]!r}")
+
+
+def _check_memory(value: Any) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return
+    if isinstance(value, str):
+        if value == "auto":
+            return
+        from dask.utils import parse_bytes
+
+        try:
+            if parse_bytes(value) > 0:
+                return
+        except (ValueError, TypeError):
+            pass
+    raise ValueError(
+        f"memory_limit must be a size such as '2GiB', a number of bytes or 'auto', got {value!r}"
+    )
+
+
+def _is_local_cluster(cls: Any) -> bool:
+    try:
+        from distributed import LocalCluster
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return False
+    return isinstance(cls, type) and issubclass(cls, LocalCluster)
+
+
+def _check_cluster_class_options(cls: Any, options: dict[str, Any]) -> None:
+    if _is_local_cluster(cls):
+        return
+    clash = [n for n in _LOCAL_CLUSTER_ONLY if n in options]
+    if clash:
+        raise ValueError(
+            f"option(s) {', '.join(clash)} configure a LocalCluster; for "
+            f"{getattr(cls, '__name__', cls)!r} pass them in cluster_kwargs"
+        )
+
+
+def executor_for(mode: str, **options: Any) -> Executor:
+    """A new, not yet started Executor for ``mode`` configured by ``options``."""
+    validate(mode, options)
+    if mode == "local":
+        from .executors.local import LocalExecutor
+
+        return LocalExecutor()
+    if mode in ("sync", "threads", "processes"):
+        from .executors.local_dask import LocalDaskExecutor
+
+        config = {"num_workers": options["workers"]} if "workers" in options else {}
+        return LocalDaskExecutor(scheduler=mode, **config)
+    return _dask_executor(options)
+
+
+def _dask_executor(options: dict[str, Any]) -> Executor:
+    from .executors.dask import DaskExecutor
+
+    client_kwargs = dict(options.get("client_kwargs") or {})
+    if "timeout" in options:
+        client_kwargs["timeout"] = options["timeout"]
+    if "tls_ca_file" in options:
+        from distributed.security import Security
+
+        client_kwargs["security"] = Security(
+            tls_ca_file=options["tls_ca_file"],
+            tls_client_cert=options["tls_cert"],
+            tls_client_key=options["tls_key"],
+            require_encryption=True,
+        )
+    adapt_kwargs = None
+    if "adapt" in options:
+        lo, hi = options["adapt"]
+        adapt_kwargs = {"minimum": lo, "maximum": hi}
+    if "address" in options:
+        return DaskExecutor(address=options["address"], client_kwargs=client_kwargs)
+    cluster_class = options.get("cluster_class", _LOCAL_CLUSTER)
+    if isinstance(cluster_class, str):
+        cluster_class = resolve_cluster_class(cluster_class)
+    cluster_kwargs = dict(options.get("cluster_kwargs") or {})
+    scale = None
+    if _is_local_cluster(cluster_class):
+        for name, kwarg in (("workers", "n_workers"), ("threads_per_worker", "threads_per_worker"),
+                            ("processes", "processes"), ("memory_limit", "memory_limit")):  # fmt: skip
+            if name in options:
+                cluster_kwargs[kwarg] = options[name]
+        if adapt_kwargs and "n_workers" not in cluster_kwargs:
+            cluster_kwargs["n_workers"] = adapt_kwargs["minimum"]
+    elif "workers" in options:
+        scale = options["workers"]
+    return DaskExecutor(
+        cluster_class=cluster_class,
+        cluster_kwargs=cluster_kwargs,
+        adapt_kwargs=adapt_kwargs,
+        client_kwargs=client_kwargs,
+        scale=scale,
+    )

@@ -1,0 +1,232 @@
+"""The executor line syntax shared by ``%executor``, ``NBEXEC_EXECUTOR`` and ``python -m nbexec``.
+
+``MODE [OPTIONS]``, e.g. ``threads -n 2`` or ``dask --address tcp://10.0.0.5:8786``. One table of
+options (``OPTIONS``) feeds the argparse parser here and the IPython magic's documentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["MODES", "OPTIONS", "LineError", "parse_line", "format_line", "build_parser"]
+
+MODES = ("local", "sync", "threads", "processes", "dask")
+COMMANDS = ("status", "stop")
+
+
+class LineError(ValueError):
+    """A line that does not parse; the message names the problem and the valid choices."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object such as '{{\"cores\": 4}}', got {text!r} ({exc.msg})"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object ({{...}}), got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the executor line: its flags, its ``executor_for`` name, and its help."""
+
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    type: Any = None
+    nargs: Any = None
+    metavar: Any = None
+    action: str | None = None
+
+    def argparse_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help, "default": None}
+        for name in ("type", "nargs", "metavar", "action"):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs[name] = value
+        return kwargs
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("-n", "--workers"),
+        "workers",
+        "number of workers (threads, processes or Dask workers)",
+        type=_positive_int,
+        metavar="N",
+    ),
+    Option(
+        ("--threads-per-worker",),
+        "threads_per_worker",
+        "threads per Dask worker (LocalCluster)",
+        type=_positive_int,
+        metavar="N",
+    ),
+    Option(
+        ("--processes",),
+        "processes",
+        "LocalCluster workers in separate processes",
+        action="store_true",
+    ),
+    Option(
+        ("--no-processes",),
+        "processes",
+        "LocalCluster workers as threads of the kernel",
+        action="store_false",
+    ),
+    Option(
+        ("--memory-limit",),
+        "memory_limit",
+        "memory limit per Dask worker, e.g. 2GiB (LocalCluster)",
+        metavar="X",
+    ),
+    Option(
+        ("--address",),
+        "address",
+        "address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786",
+        metavar="ADDR",
+    ),
+    Option(
+        ("--cluster-class",),
+        "cluster_class",
+        "dotted name of a distributed.deploy.Cluster subclass, e.g. dask_jobqueue.SLURMCluster",
+        metavar="DOTTED.NAME",
+    ),
+    Option(
+        ("--cluster-kwargs",),
+        "cluster_kwargs",
+        "keyword arguments of the cluster class, as JSON",
+        type=_json_object,
+        metavar="JSON",
+    ),
+    Option(
+        ("--client-kwargs",),
+        "client_kwargs",
+        "keyword arguments of distributed.Client, as JSON",
+        type=_json_object,
+        metavar="JSON",
+    ),
+    Option(
+        ("--adapt",),
+        "adapt",
+        "adaptive scaling between MIN and MAX workers",
+        type=_positive_int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+    ),
+    Option(
+        ("--timeout",),
+        "timeout",
+        "seconds to reach a scheduler (default 10)",
+        type=_seconds,
+        metavar="SECONDS",
+    ),
+    Option(
+        ("--tls-ca-file",), "tls_ca_file", "CA certificate file for a tls:// scheduler", metavar="F"
+    ),
+    Option(
+        ("--tls-cert",), "tls_cert", "client certificate file for a tls:// scheduler", metavar="F"
+    ),
+    Option(
+        ("--tls-key",), "tls_key", "client private key file for a tls:// scheduler", metavar="F"
+    ),
+)
+
+#: Flags that shape the cell's output rather than the executor (accepted by the magic only).
+DISPLAY_OPTIONS: tuple[Option, ...] = (
+    Option(("--no-table",), "no_table", "do not show the live task table", action="store_true"),
+    Option(
+        ("--dashboard",),
+        "dashboard",
+        "show the Dask dashboard's plots under the cell",
+        action="store_true",
+    ),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage and exit
+        raise LineError(message)
+
+
+def build_parser(prog: str = "executor", display_options: bool = False) -> argparse.ArgumentParser:
+    """The argparse parser for ``MODE [OPTIONS]``; errors raise ``LineError``."""
+    parser = _Parser(prog=prog, add_help=False, allow_abbrev=False)
+    parser.add_argument("mode", nargs="?", default=None, help="one of: " + ", ".join(MODES))
+    for option in OPTIONS + (DISPLAY_OPTIONS if display_options else ()):
+        parser.add_argument(*option.flags, **option.argparse_kwargs())
+    return parser
+
+
+def parse_line(line: str, *, display_options: bool = False) -> tuple[str | None, dict[str, Any]]:
+    """Parse ``MODE [OPTIONS]`` into ``(mode, options)``; options left out are not in the dict.
+
+    Raises ``LineError`` naming the problem and the valid choices. Nothing is ever eval'd.
+    """
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise LineError(f"cannot split the line {line!r}: {exc}") from None
+    parser = build_parser(display_options=display_options)
+    namespace = parser.parse_args(words)
+    mode = namespace.mode
+    if mode is not None and mode not in MODES:
+        raise LineError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    options = {k: v for k, v in vars(namespace).items() if k != "mode" and v is not None}
+    if "adapt" in options:
+        options["adapt"] = tuple(options["adapt"])
+    for flag in ("no_table", "dashboard"):
+        if options.get(flag) is False:
+            del options[flag]
+    return mode, options
+
+
+def format_line(mode: str, options: dict[str, Any]) -> str:
+    """The line that ``parse_line`` reads back as ``(mode, options)``."""
+    words = [mode]
+    by_dest = {}
+    for option in OPTIONS:
+        by_dest.setdefault(option.dest, option)
+    for dest, value in options.items():
+        if dest == "processes":
+            words.append("--processes" if value else "--no-processes")
+            continue
+        option = by_dest.get(dest)
+        if option is None:
+            raise ValueError(f"unknown option {dest!r}")
+        flag = option.flags[-1]
+        if option.nargs == 2:
+            words += [flag, *(str(v) for v in value)]
+        elif isinstance(value, dict):
+            words += [flag, shlex.quote(json.dumps(value, sort_keys=True))]
+        else:
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)

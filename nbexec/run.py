@@ -1,0 +1,481 @@
+"""Runs: submit work through an executor, track it, wait for it, report failures.
+
+``with nbexec.run(...) as run:`` makes ``run`` current in this thread: calling a task (or
+``nbexec.submit``/``nbexec.map``) inside the block submits it and returns a ``TaskFuture``.
+Leaving the block waits for every task and raises ``TaskFailed`` for the first failure in
+submission order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import traceback as tb_module
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError
+from functools import partial
+from typing import Any
+
+from ._taskcall import TaskCall
+from .executors.base import Executor, iter_leaves, map_structure
+from .executors.local import LocalExecutor
+from .tracking import TERMINAL, Snapshot, Tracker
+
+__all__ = ["Run", "TaskFuture", "TaskFailed", "current_run"]
+
+_stack = threading.local()
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class TaskFailed(Exception):
+    """A task of the run failed; ``__cause__`` is the task's own exception (its traceback kept)."""
+
+    def __init__(self, task_name: str, key: str | None, error: BaseException, others: int = 0):
+        self.task_name = task_name
+        self.key = key
+        self.error = error
+        self.others = others
+        message = f"task {task_name!r} failed: {type(error).__name__}: {error}"
+        if others:
+            message += f" ({others} more task{'s' if others > 1 else ''} failed)"
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (TaskFailed, (self.task_name, self.key, self.error, self.others))
+
+
+def current_run() -> Run | None:
+    """The innermost active run of this thread, or None."""
+    runs = getattr(_stack, "runs", None)
+    return runs[-1] if runs else None
+
+
+def _is_task_future(x: Any) -> bool:
+    return isinstance(x, TaskFuture)
+
+
+def _future_failed(efut: Any) -> bool:
+    status = getattr(efut, "status", None)
+    if isinstance(status, str):  # distributed.Future
+        return status in ("error", "cancelled", "lost")
+    if not efut.done():
+        return False
+    return efut.cancelled() or efut.exception() is not None
+
+
+def _user_traceback(exc: BaseException) -> BaseException:
+    """Drop leading frames of nbexec and executor internals so the user's function comes first."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    internals = (package, os.path.join("concurrent", "futures"), os.path.join("distributed", ""))
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not any(part in filename for part in internals):
+            break
+        tb = tb.tb_next
+    if tb is not None and tb is not exc.__traceback__:
+        exc.__traceback__ = tb
+    return exc
+
+
+class TaskFuture:
+    """The future of one task in a run."""
+
+    __slots__ = ("_run", "_id", "_efut", "_deps", "__weakref__")
+
+    def __init__(self, run: Run, task_id: int, efut: Any, deps: tuple[TaskFuture, ...] | None):
+        self._run = run
+        self._id = task_id
+        self._efut = efut
+        self._deps = deps
+
+    @property
+    def name(self) -> str:
+        return self._run.tracker.record(self._id).name
+
+    @property
+    def key(self) -> str:
+        return self._run.tracker.record(self._id).key
+
+    @property
+    def state(self) -> str:
+        """One of "pending", "running", "retrying", "success", "failed", "cancelled"."""
+        return self._run.tracker.state(self._id)
+
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The task's value; raises its exception if it failed, CancelledError if it was cancelled."""
+        __tracebackhide__ = True
+        run = self._run
+        try:
+            if run._lazy and not self._efut.done():
+                run._drain()
+            if self.state == "cancelled":
+                raise CancelledError(self._cancel_reason())
+            return self._efut.result(timeout=timeout)
+        except KeyboardInterrupt:
+            run.interrupt()
+            raise
+        except CancelledError:
+            raise CancelledError(self._cancel_reason()) from None
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The task's exception, or None if it succeeded."""
+        try:
+            self.result(timeout)
+        except CancelledError:
+            raise
+        except Exception as exc:
+            return exc
+        return None
+
+    def _cancel_reason(self) -> str:
+        record = self._run.tracker.record(self._id)
+        return f"task {record.name!r} was cancelled" + (f": {record.error}" if record.error else "")
+
+    def __repr__(self) -> str:
+        return f"<TaskFuture {self.name!r} state={self.state}>"
+
+
+class Run:
+    """A group of tasks submitted through one executor, with their status model (``tracker``)."""
+
+    def __init__(self, executor: Executor, *, track_dask: bool = True):
+        if not isinstance(executor, Executor):
+            raise TypeError(f"Run needs an nbexec Executor, got {type(executor).__name__}")
+        self.executor = executor
+        self.tracker = Tracker()
+        self.futures: list[TaskFuture] = []
+        self._track_dask = track_dask
+        self._stack = contextlib.ExitStack()
+        self._emit: Callable | None = None
+        self._lazy = getattr(executor, "scheduler", None) == "synchronous"
+        self._inline = (
+            isinstance(executor, LocalExecutor) and type(executor).submit is LocalExecutor.submit
+        )
+        self._active = False
+        self._here = f"pid {os.getpid()}"
+        self.tracker.info["mode"] = getattr(executor, "mode", "custom")
+
+    # --- context -------------------------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        if self._active:
+            raise RuntimeError("this run is already active")
+        stack = self._stack
+        try:
+            if not self.executor.started:
+                stack.enter_context(self.executor.start())
+            channel = self.executor.event_channel(self.tracker.event)
+            stack.callback(channel.close)
+            self._emit = channel.emit
+            if self._track_dask and "dask" in sys.modules:
+                import dask
+
+                stack.enter_context(dask.config.set(scheduler=self._dask_get))
+        except BaseException:
+            stack.close()
+            raise
+        runs = getattr(_stack, "runs", None)
+        if runs is None:
+            runs = _stack.runs = []
+        runs.append(self)
+        self._active = True
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        __tracebackhide__ = True
+        try:
+            if exc_type is None:
+                self.wait()
+            else:
+                self.interrupt()
+        finally:
+            self._active = False
+            runs = getattr(_stack, "runs", [])
+            if self in runs:
+                runs.remove(self)
+            self._stack.close()
+        if exc_type is None:
+            self.raise_failure()
+
+    # --- submission ----------------------------------------------------------------------------
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> TaskFuture:
+        """Submit ``fn(*args, **kwargs)``; TaskFutures anywhere in the arguments are dependencies."""
+        if not callable(fn):
+            raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")
+        task = getattr(fn, "__nbexec_task__", None)
+        if task is not None:
+            return self._submit(
+                task.fn, task.name, args, kwargs, task.tags, task.retries, task.retry_delay
+            )
+        return self._submit(fn, _name_of(fn), args, kwargs)
+
+    def map(self, fn: Callable, *iterables: Iterable) -> list[TaskFuture]:
+        """Submit ``fn`` once per element of the zipped iterables (like the builtin ``map``)."""
+        task = getattr(fn, "__nbexec_task__", None)
+        if task is not None:
+            fn, name, tags, retries, delay = (
+                task.fn,
+                task.name,
+                task.tags,
+                task.retries,
+                task.retry_delay,
+            )
+        else:
+            name, tags, retries, delay = _name_of(fn), (), 0, 0.0
+        return [
+            self._submit(fn, name, args, {}, tags, retries, delay, index)
+            for index, args in enumerate(zip(*iterables))
+        ]
+
+    def _submit(
+        self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None
+    ) -> TaskFuture:
+        if not self._active:
+            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+        deps = None
+        if any(isinstance(a, _SCANNED) for a in args) or any(
+            isinstance(v, _SCANNED) for v in kwargs.values()
+        ):
+            found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
+            if found:
+                for f in found:
+                    if f._run is not self:
+                        raise ValueError(
+                            f"task {name!r} depends on {f.name!r} from another run; pass its result instead"
+                        )
+                deps = tuple(found)
+                args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
+        tracker = self.tracker
+        if self._inline:
+            task_id = tracker.add(name, "", running_on=self._here)
+            call = TaskCall(fn, task_id, self._emit if retries else None, retries, retry_delay)
+            return self._run_inline(call, task_id, name, args, kwargs, deps)
+        task_id = tracker.add(name, "")
+        call = TaskCall(fn, task_id, self._emit, retries, retry_delay)
+        context = {"task_name": name, "task_index": index, "task_tags": tuple(tags)}
+        try:
+            efut = self.executor.submit_future(call, *args, extra_context=context, **kwargs)
+        except BaseException as exc:
+            tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        record = tracker.record(task_id)
+        record.key = getattr(efut, "key", None) or f"{name}-{task_id}"
+        future = TaskFuture(self, task_id, efut, deps)
+        self.futures.append(future)
+        efut.add_done_callback(partial(self._on_done, future))
+        return future
+
+    def _run_inline(self, call, task_id, name, args, kwargs, deps) -> TaskFuture:
+        """LocalExecutor: call now, in this thread, without a concurrent Future's locking."""
+        try:
+            if deps:
+                args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
+            efut = _Done(call(*args, **kwargs), None)
+        except Exception as exc:
+            efut = _Done(None, exc)
+        self.tracker.record(task_id).key = f"{name}-{task_id}"
+        future = TaskFuture(self, task_id, efut, deps)
+        self.futures.append(future)
+        self._on_done(future, efut)
+        return future
+
+    # --- completion ----------------------------------------------------------------------------
+
+    def _on_done(self, future: TaskFuture, efut: Any) -> None:
+        tracker = self.tracker
+        try:
+            if efut.cancelled():
+                tracker.finish(
+                    future._id, "cancelled", self._upstream_reason(future) or "cancelled"
+                )
+                return
+            status = getattr(efut, "status", None)
+            if status == "finished":
+                tracker.finish(future._id, "success")
+                return
+            exc = efut.exception()
+        except BaseException as error:  # a future that cannot even report its state
+            tracker.finish(future._id, "failed", f"{type(error).__name__}: {error}")
+            return
+        if exc is None:
+            tracker.finish(future._id, "success")
+            return
+        reason = self._upstream_reason(future)
+        if reason:
+            tracker.finish(future._id, "cancelled", reason)
+            return
+        text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+        tracker.finish(future._id, "failed", f"{type(exc).__name__}: {exc}", text)
+
+    def _upstream_reason(self, future: TaskFuture) -> str | None:
+        for upstream in future._deps or ():
+            if upstream.state in ("failed", "cancelled") or _future_failed(upstream._efut):
+                return f"upstream task {upstream.name!r} failed"
+        return None
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Run the lazily queued work of a synchronous executor (in this thread)."""
+        pending = [f._efut for f in self.futures if not f._efut.done()]
+        if pending:
+            with contextlib.suppress(Exception):
+                self.executor.wait(pending)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every task has ended; True if they all did within ``timeout``."""
+        __tracebackhide__ = True
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            if self._lazy:
+                self._drain()
+            while not self.tracker.wait_all(0.1):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+        return True
+
+    def interrupt(self) -> None:
+        """Stop every task that has not ended: pending never start, running ones are stopped or released."""
+        open_futures = [f for f in self.futures if f.state not in TERMINAL]
+        if not open_futures:
+            return
+        try:
+            self.executor.interrupt([f._efut for f in open_futures])
+        finally:
+            for f in open_futures:
+                self.tracker.finish(f._id, "cancelled", "interrupted")
+
+    def raise_failure(self) -> None:
+        """Raise TaskFailed for the first failed task in submission order, if any failed."""
+        __tracebackhide__ = True
+        failed = [f for f in self.futures if f.state == "failed"]
+        if not failed:
+            return
+        first = failed[0]
+        try:
+            error = first._efut.exception()
+        except BaseException as exc:  # the future cannot give its exception back
+            error = exc
+        if error is None:
+            error = RuntimeError(self.tracker.record(first._id).error or "unknown error")
+        raise TaskFailed(first.name, first.key, error, len(failed) - 1) from _user_traceback(error)
+
+    # --- dask collections ----------------------------------------------------------------------
+
+    def _dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        from dask.core import flatten
+        from dask.utils import key_split
+
+        first = next(iter(flatten(keys)), "compute")
+        task_id = self.tracker.add(key_split(first), str(first))
+        self.tracker.running(task_id, where="dask scheduler")
+        try:
+            result = self._base_dask_get()(dsk, keys, **kwargs)
+        except KeyboardInterrupt:
+            self.tracker.finish(task_id, "cancelled", "interrupted")
+            raise
+        except BaseException as exc:
+            self.tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.tracker.finish(task_id, "success")
+        return result
+
+    def _base_dask_get(self) -> Callable:
+        get = getattr(self.executor, "dask_get", None)
+        if get is not None:
+            return get
+        client = getattr(self.executor, "client", None)
+        if client is not None:
+            return client.get
+        from dask.local import get_sync
+
+        return get_sync
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        return self.tracker.snapshot()
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """``{task_name: {state: count}}`` with the non-zero counts, names in first-submission order."""
+        return {
+            row.name: {s: n for s, n in row.counts.items() if n} for row in self.snapshot().rows
+        }
+
+    @property
+    def table(self) -> Any:
+        """A displayable view of this run's tasks (text and HTML)."""
+        from .render import RunView
+
+        return RunView(self)
+
+    def resolve(self, obj: Any) -> Any:
+        """``obj`` with every successful TaskFuture inside it replaced by its result (others kept)."""
+        done = {id(f): f for f in iter_leaves(obj, _is_task_future) if f.state == "success"}
+        if not done:
+            return obj
+        futures = list(done.values())
+        if hasattr(futures[0]._efut, "client"):  # distributed futures: one gather for all
+            values = self.executor.wait([f._efut for f in futures])
+        else:
+            values = [f._efut.result() for f in futures]
+        by_id = {id(f): v for f, v in zip(futures, values)}
+        return map_structure(lambda f: by_id.get(id(f), f), obj, _is_task_future)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in self.tracker.snapshot().totals.items() if n)
+        return f"<Run {self.tracker.info.get('mode', '?')}: {counts or 'no tasks'}>"
+
+
+class _Done:
+    """An already finished future (LocalExecutor's work is done when submit returns)."""
+
+    __slots__ = ("_value", "_exc")
+    status = None
+
+    def __init__(self, value: Any, exc: BaseException | None):
+        self._value = value
+        self._exc = exc
+
+    def done(self) -> bool:
+        return True
+
+    def cancelled(self) -> bool:
+        return False
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._exc is not None:
+            raise self._exc
+        return self._value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        return self._exc
+
+    def add_done_callback(self, fn: Callable) -> None:
+        fn(self)
+
+
+def _is_done(x: Any) -> bool:
+    return type(x) is _Done
+
+
+_SCANNED = (TaskFuture, *_CONTAINERS)
+
+
+def _name_of(fn: Callable) -> str:
+    name = getattr(fn, "__name__", None)
+    if not name or name == "<lambda>":
+        name = "lambda" if name == "<lambda>" else type(fn).__name__
+    return name

@@ -1,0 +1,197 @@
+"""The kernel-wide current executor, kept started across cells.
+
+``use()`` starts an executor and only then stops the previous one, so a failed start leaves the
+session exactly as it was. ``NBEXEC_EXECUTOR`` (the magic's syntax, e.g. ``threads -n 2``) replaces
+every mode named by a magic, ``use()`` or ``run()``; Executor objects passed explicitly are kept.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from .executors.base import Executor, ExecutorInfo
+from .modes import executor_for, validate
+from .options import LineError, format_line, parse_line
+
+__all__ = ["use", "current", "stop", "ensure", "override", "status", "SessionStatus", "ENV_VAR"]
+
+ENV_VAR = "NBEXEC_EXECUTOR"
+
+
+@dataclass
+class _Active:
+    executor: Executor
+    mode: str | None
+    options: dict[str, Any]
+    stack: contextlib.ExitStack
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """What ``%executor status`` and the panel show."""
+
+    mode: str | None
+    options: dict[str, Any]
+    override: str | None
+    info: ExecutorInfo | None
+    line: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        if self.info is None:
+            lines = ["executor: none (cells run with 'local' until one is chosen)"]
+        else:
+            lines = [f"executor: {self.line or self.mode}"]
+            info = self.info
+            if info.workers is not None:
+                lines.append(f"workers: {info.workers}")
+            if info.threads is not None:
+                lines.append(f"threads: {info.threads}")
+            if info.memory:
+                lines.append(f"memory: {info.memory / 2**30:.1f} GiB")
+            if info.address:
+                lines.append(f"scheduler: {info.address}")
+            if info.dashboard_link:
+                lines.append(f"dashboard: {info.dashboard_link}")
+        if self.override:
+            lines.append(
+                f"override: {ENV_VAR}={self.override!r} replaces the modes named in the notebook"
+            )
+        return "\n".join(lines)
+
+
+_lock = threading.RLock()
+_active: _Active | None = None
+
+
+def override() -> tuple[str, dict[str, Any]] | None:
+    """``(mode, options)`` from ``NBEXEC_EXECUTOR``, or None when it is unset or empty."""
+    line = os.environ.get(ENV_VAR, "").strip()
+    if not line:
+        return None
+    try:
+        mode, options = parse_line(line)
+    except LineError as exc:
+        raise ValueError(f"{ENV_VAR}={line!r} is not a valid executor line: {exc}") from None
+    if mode is None:
+        raise ValueError(
+            f"{ENV_VAR}={line!r} names no mode; valid modes: local, sync, threads, processes, dask"
+        )
+    validate(mode, options)
+    return mode, options
+
+
+def _effective(mode: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    forced = override()
+    if forced is not None:
+        return forced
+    validate(mode, options)
+    return mode, dict(options)
+
+
+def _matches(active: _Active, mode: str, options: dict[str, Any]) -> bool:
+    if active.mode != mode:
+        return False
+    return all(active.options.get(name) == value for name, value in options.items())
+
+
+def _install(executor: Executor, mode: str | None, options: dict[str, Any]) -> Executor:
+    global _active
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(executor.start())
+    except BaseException:
+        stack.close()
+        raise
+    previous, _active = _active, _Active(executor, mode, options, stack)
+    if previous is not None:
+        previous.stack.close()
+    return executor
+
+
+def use(executor_or_mode: Executor | str = "local", **options: Any) -> Executor:
+    """Start ``executor_or_mode`` as the session executor and stop the previous one.
+
+    A mode string is subject to ``NBEXEC_EXECUTOR``; an Executor object is used as given. If the
+    new executor fails to start, the previous one stays current and untouched.
+    """
+    with _lock:
+        if isinstance(executor_or_mode, Executor):
+            if options:
+                raise ValueError("options go with a mode name, not with an Executor object")
+            return _install(executor_or_mode, getattr(executor_or_mode, "mode", None), {})
+        if not isinstance(executor_or_mode, str):
+            raise TypeError(
+                f"use() takes a mode name or an Executor, got {type(executor_or_mode).__name__}"
+            )
+        mode, options = _effective(executor_or_mode, options)
+        return _install(executor_for(mode, **options), mode, options)
+
+
+def ensure(mode: str | None = None, **options: Any) -> Executor:
+    """The session executor for ``mode``/``options``, reusing the current one when it matches.
+
+    An option left out means "any". Without a mode: the current executor, or ``local`` if none.
+    """
+    with _lock:
+        forced = override()
+        if forced is not None:
+            mode, options = forced
+        elif mode is None:
+            if options:
+                validate(_active.mode if _active and _active.mode else "local", options)
+                if _active is not None and _matches(_active, _active.mode, options):
+                    return _active.executor
+                mode = _active.mode if _active and _active.mode else "local"
+            else:
+                if _active is not None:
+                    return _active.executor
+                mode = "local"
+        else:
+            validate(mode, options)
+        if _active is not None and _matches(_active, mode, options):
+            return _active.executor
+        return _install(executor_for(mode, **options), mode, dict(options))
+
+
+def current() -> Executor | None:
+    """The session executor, or None before any was chosen."""
+    active = _active
+    return active.executor if active is not None else None
+
+
+def current_mode() -> tuple[str | None, dict[str, Any]]:
+    """The session executor's mode and options (``(None, {})`` before any)."""
+    active = _active
+    return (active.mode, dict(active.options)) if active is not None else (None, {})
+
+
+def stop() -> None:
+    """Stop the session executor (no-op if there is none)."""
+    global _active
+    with _lock:
+        previous, _active = _active, None
+        if previous is not None:
+            previous.stack.close()
+
+
+def status() -> SessionStatus:
+    """Mode, options, what the executor runs on, and the environment override if any."""
+    active = _active
+    forced = os.environ.get(ENV_VAR, "").strip() or None
+    if active is None:
+        return SessionStatus(None, {}, forced, None)
+    try:
+        info = active.executor.describe()
+    except Exception as exc:  # a cluster that went away must not break the status line
+        info = ExecutorInfo(mode=active.mode or "custom", extra={"error": str(exc)})
+    line = format_line(active.mode, active.options) if active.mode else None
+    return SessionStatus(active.mode, dict(active.options), forced, info, line)
+
+
+atexit.register(stop)

@@ -1,0 +1,303 @@
+"""One thread-safe status model per run: task states and timings from every backend.
+
+States: "pending" (submitted, not executing), "running" (the task's code is executing now),
+"retrying" (an attempt failed, the next one waits), "success", "failed", "cancelled" (never ran to
+the end: interrupted, or an upstream task failed). Aggregates are kept per task name as transitions
+happen, so a snapshot costs the same with 10 tasks or 100,000.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow", "TaskInfo"]
+
+STATES = ("pending", "running", "retrying", "success", "failed", "cancelled")
+TERMINAL = frozenset(("success", "failed", "cancelled"))
+_FAILURES_KEPT = 20
+_SLOWEST_KEPT = 5
+
+
+class TaskRecord:
+    """What the run remembers of one task (small: a finished one stays well under 500 bytes)."""
+
+    __slots__ = (
+        "name",
+        "key",
+        "state",
+        "submitted",
+        "started",
+        "finished",
+        "where",
+        "attempts",
+        "error",
+    )
+
+    def __init__(self, name: str, key: str, submitted: float):
+        self.name = name
+        self.key = key
+        self.state = "pending"
+        self.submitted = submitted
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.where: str | None = None
+        self.attempts = 0
+        self.error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started is None or self.finished is None:
+            return None
+        return self.finished - self.started
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """One task as renderers see it (failures, slowest tasks)."""
+
+    name: str
+    key: str
+    state: str
+    duration: float | None
+    where: str | None
+    attempts: int
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class NameRow:
+    """Counts per state for one task name, with timing aggregates over finished attempts."""
+
+    name: str
+    counts: dict[str, int]
+    total: int
+    mean_duration: float | None
+    max_duration: float | None
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(s, 0) for s in TERMINAL)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent, immutable view of a run, cheap to take and safe to render on any thread."""
+
+    rows: tuple[NameRow, ...]
+    totals: dict[str, int]
+    total: int
+    failures: tuple[TaskInfo, ...]
+    failed_count: int
+    slowest: tuple[TaskInfo, ...]
+    elapsed: float
+    finished: bool
+    version: int
+    workers: dict[str, int] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+class _NameStats:
+    __slots__ = ("counts", "total", "dur_sum", "dur_n", "dur_max")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(STATES, 0)
+        self.total = 0
+        self.dur_sum = 0.0
+        self.dur_n = 0
+        self.dur_max: float | None = None
+
+
+class Tracker:
+    """The status model of one run; every method is thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[TaskRecord] = []
+        self._names: dict[str, _NameStats] = {}
+        self._totals = dict.fromkeys(STATES, 0)
+        self._failures: list[tuple[int, TaskInfo]] = []
+        self._failed_count = 0
+        self._slowest: list[tuple[float, int]] = []
+        self._workers: dict[str, int] = {}
+        self._interned: dict[str, str] = {}
+        self._t0: float | None = None
+        self._t_end: float | None = None
+        self._open = 0
+        self._closed = False
+        self.version = 0
+        self.info: dict = {}
+        self._changed = threading.Condition(self._lock)
+        self._waiters = 0
+
+    # --- writers -----------------------------------------------------------------------------
+
+    def add(self, name: str, key: str, running_on: str | None = None) -> int:
+        """Register a new task and return its id: pending, or already running on ``running_on``."""
+        now = time.time()
+        name = sys.intern(name)
+        record = TaskRecord(name, key, now)
+        if running_on is not None:
+            record.state = "running"
+            record.started = now
+            record.attempts = 1
+            record.where = running_on
+        with self._lock:
+            if self._t0 is None:
+                self._t0 = now
+            self._t_end = None
+            task_id = len(self._records)
+            self._records.append(record)
+            stats = self._names.get(name)
+            if stats is None:
+                stats = self._names[name] = _NameStats()
+            stats.counts[record.state] += 1
+            stats.total += 1
+            self._totals[record.state] += 1
+            if running_on is not None:
+                record.where = self._interned.setdefault(running_on, running_on)
+                self._workers[record.where] = self._workers.get(record.where, 0) + 1
+            self._open += 1
+            self.version += 1
+        return task_id
+
+    def _move(self, record: TaskRecord, state: str) -> None:
+        counts = self._names[record.name].counts
+        counts[record.state] -= 1
+        counts[state] += 1
+        self._totals[record.state] -= 1
+        self._totals[state] += 1
+        record.state = state
+
+    def running(
+        self, task_id: int, t: float | None = None, where: str | None = None, attempt: int = 1
+    ) -> None:
+        """The task's code started executing (attempt ``attempt``) at ``t`` on ``where``."""
+        with self._lock:
+            record = self._records[task_id]
+            if record.state in TERMINAL:
+                return  # a late event: the outcome is already known
+            if record.started is None:
+                record.started = t or time.time()
+            record.attempts = max(record.attempts, attempt)
+            if where is not None and record.where is None:
+                record.where = self._interned.setdefault(where, where)
+                self._workers[record.where] = self._workers.get(record.where, 0) + 1
+            self._move(record, "running")
+            self.version += 1
+
+    def retrying(self, task_id: int, attempt: int, error: str | None = None) -> None:
+        """Attempt ``attempt`` failed; another follows after the retry delay."""
+        with self._lock:
+            record = self._records[task_id]
+            if record.state in TERMINAL:
+                return
+            record.attempts = max(record.attempts, attempt)
+            record.error = error
+            self._move(record, "retrying")
+            self.version += 1
+
+    def finish(
+        self, task_id: int, state: str, error: str | None = None, traceback: str | None = None
+    ) -> None:
+        """The task ended in ``state`` ("success", "failed" or "cancelled"); later calls are ignored."""
+        if state not in TERMINAL:
+            raise ValueError(f"finish() takes one of {sorted(TERMINAL)}, got {state!r}")
+        now = time.time()
+        with self._lock:
+            record = self._records[task_id]
+            if record.state in TERMINAL:
+                return
+            self._move(record, state)
+            record.finished = now
+            if state == "success":
+                record.error = None
+                if record.attempts == 0:
+                    record.attempts = 1
+            else:
+                record.error = error
+            if record.started is not None:
+                duration = now - record.started
+                stats = self._names[record.name]
+                stats.dur_sum += duration
+                stats.dur_n += 1
+                if stats.dur_max is None or duration > stats.dur_max:
+                    stats.dur_max = duration
+                if state == "success":
+                    if len(self._slowest) < _SLOWEST_KEPT:
+                        heapq.heappush(self._slowest, (duration, task_id))
+                    elif duration > self._slowest[0][0]:
+                        heapq.heapreplace(self._slowest, (duration, task_id))
+            if state == "failed":
+                self._failed_count += 1
+                if len(self._failures) < _FAILURES_KEPT:
+                    self._failures.append((task_id, self._info(task_id, record, traceback)))
+                    self._failures.sort(key=lambda item: item[0])
+            self._open -= 1
+            if self._open == 0:
+                self._t_end = now
+                if self._waiters:
+                    self._changed.notify_all()
+            self.version += 1
+
+    def event(self, task_id: int, event: str, info: dict) -> None:
+        """Apply an event sent by running task code through an executor's event channel."""
+        if event == "running":
+            self.running(task_id, info.get("t"), info.get("where"), info.get("attempt", 1))
+        elif event == "retrying":
+            self.retrying(task_id, info.get("attempt", 1), info.get("error"))
+
+    def wait_all(self, timeout: float | None = None) -> bool:
+        """Block until no task is open (or ``timeout`` passes); True if none is open."""
+        with self._lock:
+            self._waiters += 1
+            try:
+                return self._changed.wait_for(lambda: self._open == 0, timeout)
+            finally:
+                self._waiters -= 1
+
+    # --- readers -----------------------------------------------------------------------------
+
+    def record(self, task_id: int) -> TaskRecord:
+        return self._records[task_id]
+
+    def state(self, task_id: int) -> str:
+        return self._records[task_id].state
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @staticmethod
+    def _info(task_id: int, record: TaskRecord, traceback: str | None = None) -> TaskInfo:
+        return TaskInfo(record.name, record.key, record.state, record.duration, record.where,
+                        record.attempts, record.error, traceback)  # fmt: skip
+
+    def snapshot(self) -> Snapshot:
+        """An immutable view; its cost depends on the number of task names, not of tasks."""
+        with self._lock:
+            rows = []
+            for name, stats in self._names.items():
+                mean = stats.dur_sum / stats.dur_n if stats.dur_n else None
+                rows.append(NameRow(name, dict(stats.counts), stats.total, mean, stats.dur_max))
+            slowest = sorted(self._slowest, reverse=True)
+            slowest_info = tuple(self._info(i, self._records[i]) for _, i in slowest)
+            now = time.time()
+            end = self._t_end if self._t_end is not None else now
+            elapsed = (end - self._t0) if self._t0 is not None else 0.0
+            return Snapshot(
+                rows=tuple(rows),
+                totals=dict(self._totals),
+                total=len(self._records),
+                failures=tuple(info for _, info in self._failures),
+                failed_count=self._failed_count,
+                slowest=slowest_info,
+                elapsed=elapsed,
+                finished=self._open == 0,
+                version=self.version,
+                workers=dict(self._workers),
+                info=dict(self.info),
+            )
