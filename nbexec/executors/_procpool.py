@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -66,7 +67,7 @@ class _Task:
 
 
 class _Child:
-    __slots__ = ("proc", "pid", "wfd", "rfd", "inflight", "sizes", "alive", "killed", "wlock")
+    __slots__ = ("proc", "pid", "wfd", "rfd", "inflight", "sizes", "alive", "killed", "wlock", "ready")
 
     def __init__(self, proc: subprocess.Popen, wfd: int, rfd: int) -> None:
         self.proc, self.pid, self.wfd, self.rfd = proc, proc.pid, wfd, rfd
@@ -74,6 +75,7 @@ class _Child:
         self.sizes: deque[int] = deque()  # tasks per frame sent, for load failures
         self.alive, self.killed = True, False
         self.wlock = threading.Lock()
+        self.ready = threading.Event()
 
     def write(self, kind: int, body: bytes) -> None:
         data = memoryview(pw.HEADER.pack(len(body), kind) + body)
@@ -100,9 +102,17 @@ class ProcPool(Executor):
         self._idle: list[_Child] = []
         self._shutdown = self._closing = False
         self._tids = itertools.count()
+        self._broken: str | None = None
         try:
             for _ in range(max_workers):
                 self._add(self._spawn())
+            deadline = time.monotonic() + 60
+            for child in list(self._children):
+                while not child.ready.wait(0.05):
+                    if self._broken or child.proc.poll() is not None:
+                        raise RuntimeError(self._broken or f"process pool worker {child.pid} died")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("process pool workers did not start within 60 s")
         except BaseException:
             self._kill_all()
             raise
@@ -159,8 +169,8 @@ class ProcPool(Executor):
         """Schedule ``fn(*args, **kwargs)`` to complete the given pending ``future``."""
         task = _Task(future, fn, args, kwargs, next(self._tids))
         with self._lock:
-            if self._shutdown:
-                raise RuntimeError("cannot submit to a process pool that was shut down")
+            if self._shutdown or self._broken:
+                raise RuntimeError(self._broken or "cannot submit to a process pool that was shut down")
             self._pending.append(task)
             if not self._idle:
                 return
@@ -251,7 +261,9 @@ class ProcPool(Executor):
                 body = pw._read_exact(rfd, size)
                 if body is None:
                     break
-                if kind == pw.KIND_EVENT:
+                if kind == pw.KIND_READY:
+                    child.ready.set()
+                elif kind == pw.KIND_EVENT:
                     self._on_event(body)
                 elif kind == pw.KIND_LOADFAIL:
                     self._on_loadfail(child, body)
@@ -344,8 +356,18 @@ class ProcPool(Executor):
                     os.close(fd)
                 except OSError:
                     pass
+        failed: list[_Task] = []
         with self._lock:
             replace = child.alive and not self._closing
+            if not child.ready.is_set() and not child.killed:
+                self._broken = (
+                    f"process pool worker {child.pid} exited with code {code} before it started "
+                    "(see its stderr; `python -m nbexec.executors._procworker` must be importable)"
+                )
+                replace = False
+                failed = list(child.inflight) + list(self._pending)
+                child.inflight.clear()
+                self._pending.clear()
             child.alive = False
             if child in self._children:
                 self._children.remove(child)
@@ -355,6 +377,8 @@ class ProcPool(Executor):
             child.inflight.clear()
             self._pending.extendleft(reversed(tasks[1:]))
             self._cond.notify_all()
+        for t in failed:
+            _finish(t.future, exc=WorkerDiedError(self._broken))
         if tasks:
             t = tasks[0]
             msg = f"worker process {child.pid} died unexpectedly (exit code {code}) while running task {t.key!r}"

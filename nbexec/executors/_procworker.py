@@ -5,7 +5,7 @@ Parent -> child: ``KIND_RUN`` with ``[(tid, fn, args, kwargs), ...]`` (cloudpick
 order. Child -> parent, one frame per task as it finishes: ``KIND_OK`` / ``KIND_ERR`` with
 ``(tid, t_start, t_end, value)`` where value is the result, or ``(exception or None, traceback
 text)``; ``KIND_EVENT`` with ``(channel, key, event, info)``; ``KIND_LOADFAIL`` with the text of a
-chunk that could not be unpickled. The child ignores SIGINT and dies with its parent.
+chunk that could not be unpickled; ``KIND_READY`` once, when started. The child ignores SIGINT and dies with its parent.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 
 HEADER = struct.Struct("!IB")
-KIND_RUN, KIND_OK, KIND_ERR, KIND_EVENT, KIND_LOADFAIL = range(5)
+KIND_RUN, KIND_OK, KIND_ERR, KIND_EVENT, KIND_LOADFAIL, KIND_READY = range(6)
 
 #: In a child: sends one frame to the parent (set by ``main``); None in the parent process.
 _SEND: Callable[[int, bytes], None] | None = None
@@ -100,6 +100,7 @@ def main(argv: list[str]) -> None:
                 view = view[os.write(wfd, view) :]
 
     _SEND = send
+    send(KIND_READY, b"")
     now = time.time
     while True:
         header = _read_exact(rfd, HEADER.size)
