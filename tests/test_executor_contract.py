@@ -1,0 +1,153 @@
+"""One contract suite over every executor: the seed's interface plus nbexec's submit_future."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from concurrent.futures import Future
+
+import cloudpickle
+import pytest
+
+from nbexec.executors import LocalExecutor
+from nbexec.executors.local_dask import LocalDaskExecutor
+
+HAVE_DASK_EXECUTOR = importlib.util.find_spec("nbexec.executors.dask") is not None
+needs_dask = pytest.mark.skipif(
+    not HAVE_DASK_EXECUTOR, reason="nbexec.executors.dask not written yet"
+)
+
+
+def inc(x):
+    return x + 1
+
+
+def add(x, y):
+    return x + y
+
+
+def total(items, extra):
+    return sum(items[0]) + items[1][0] + items[1][1] + extra["k"]
+
+
+def fail(msg):
+    raise ValueError(msg)
+
+
+# Make the task functions look like notebook-defined ones (module ``__main__``): they then
+# travel by value, as a notebook's do, to CLI workers that cannot import this test module.
+for _fn in (inc, add, total, fail):
+    _fn.__module__ = "__main__"
+
+
+def _dask_local():
+    from nbexec.executors.dask import DaskExecutor
+
+    return DaskExecutor(
+        cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False}
+    )
+
+
+@pytest.fixture(
+    params=[
+        "local",
+        "threads",
+        "sync",
+        "processes",
+        pytest.param("dask-local", marks=needs_dask),
+        pytest.param("dask-cli", marks=needs_dask),
+    ]
+)
+def make(request):
+    """A factory of new, unstarted executors of one kind."""
+    kind = request.param
+    if kind == "local":
+        return LocalExecutor
+    if kind in ("threads", "sync", "processes"):
+        return lambda: LocalDaskExecutor(kind, num_workers=2)
+    if kind == "dask-local":
+        return _dask_local
+    cluster = request.getfixturevalue("dask_cli_cluster")
+    from nbexec.executors.dask import DaskExecutor
+
+    return lambda: DaskExecutor(address=cluster.address)
+
+
+def test_submit_and_wait_values(make):
+    ex = make()
+    with ex.start():
+        f = ex.submit(inc, 1)
+        assert ex.wait(f) == 2
+        assert ex.wait([f, ex.submit(add, 1, 2), 7]) == [2, 3, 7]
+
+
+def test_wait_resolves_nested_structures(make):
+    ex = make()
+    with ex.start():
+        f = ex.submit(inc, 1)
+        assert ex.wait({"a": [f, 3], "b": {"c": f}}) == {"a": [2, 3], "b": {"c": 2}}
+        assert ex.wait((f, [{"x": (f,)}])) == (2, [{"x": (2,)}])
+        assert ex.wait("plain") == "plain"
+
+
+def test_futures_nested_in_arguments_are_dependencies(make):
+    ex = make()
+    with ex.start():
+        a = ex.submit(inc, 1)
+        b = ex.submit(inc, 10)
+        c = ex.submit(total, [[a, b], (a, 5)], extra={"k": b})
+        # (2 + 11) + 2 + 5 + 11
+        assert ex.wait(c) == 31
+
+
+def test_failure_propagates_with_its_type(make):
+    ex = make()
+    with ex.start():
+        with pytest.raises(ValueError, match="boom"):
+            ex.wait(ex.submit(fail, "boom"))
+        ok = ex.submit(inc, 1)
+        assert ex.wait(ok) == 2  # one failure leaves the executor usable
+
+
+def test_submit_future_api(make):
+    ex = make()
+    with ex.start():
+        f = ex.submit_future(inc, 1)
+        for name in ("done", "result", "exception", "cancel", "add_done_callback"):
+            assert callable(getattr(f, name)), name  # the concurrent.futures.Future API
+        if isinstance(ex, LocalDaskExecutor):
+            assert isinstance(f, Future)
+        assert f.result(timeout=60) == 2
+        assert f.done() and f.exception() is None
+        seen = threading.Event()
+        f.add_done_callback(lambda fut: seen.set() if fut is f else None)
+        assert seen.wait(10)  # distributed calls it on another thread
+        g = ex.submit_future(add, f, 10)
+        assert g.result(timeout=60) == 12
+        h = ex.submit_future(fail, "bad")
+        assert isinstance(h.exception(timeout=60), ValueError)
+        k = ex.submit_future(inc, [h])
+        assert isinstance(k.exception(timeout=60), ValueError)  # dependents fail with the cause
+
+
+def test_pickle_before_and_during_start_then_start_the_copy(make):
+    ex = make()
+    before = cloudpickle.loads(cloudpickle.dumps(ex))
+    with ex.start():
+        during = cloudpickle.loads(cloudpickle.dumps(ex))
+        assert ex.wait(ex.submit(inc, 1)) == 2
+    for copy in (before, during):
+        assert type(copy) is type(ex)
+        with copy.start():
+            assert copy.wait(copy.submit(inc, 41)) == 42
+
+
+def test_start_exit_and_start_again(make):
+    ex = make()
+    with ex.start():
+        assert ex.wait(ex.submit(inc, 1)) == 2
+    if not isinstance(ex, LocalExecutor):
+        assert not ex.started
+    with ex.start():
+        assert ex.started
+        assert ex.wait(ex.submit(inc, 2)) == 3
