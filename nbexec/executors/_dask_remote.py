@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import operator
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Callable, Iterable
@@ -91,6 +93,37 @@ def worker_has_nbexec(dask_worker: Any = None) -> bool:
     return True
 
 
+class ByValue:
+    """Wraps ``obj`` so that any pickler (distributed tries plain ``pickle`` first) sends it by value.
+
+    Pickles as ``pickle.loads(cloudpickle.dumps(obj))``: the worker needs only the stdlib to load
+    it. ``data`` may hold those bytes already (for objects pickled many times).
+    """
+
+    __slots__ = ("obj", "data")
+
+    def __init__(self, obj: Any, data: bytes | None = None):
+        self.obj = obj
+        self.data = data
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.obj(*args, **kwargs)
+
+    def __reduce__(self) -> tuple:
+        data = self.data
+        if data is None:
+            import cloudpickle
+
+            data = cloudpickle.dumps(self.obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return (pickle.loads, (data,))
+
+
+def _new_emitter(topic: str, pid: int) -> Emitter:
+    emitter = Emitter(topic)
+    emitter._pid = pid
+    return emitter
+
+
 class Emitter:
     """Picklable ``emit(key, event, info)`` that logs ``[key, event, info]`` to a Dask event topic.
 
@@ -105,12 +138,9 @@ class Emitter:
         self._local = local
         self._pid = os.getpid()
 
-    def __getstate__(self) -> tuple:
-        return (self.topic, self._pid)
-
-    def __setstate__(self, state: tuple) -> None:
-        self.topic, self._pid = state
-        self._local = None
+    def __reduce__(self) -> tuple:
+        # Rebuilt by a by-value factory, so a worker without nbexec can load it from any pickler.
+        return (operator.methodcaller("__call__", self.topic, self._pid), (ByValue(_new_emitter),))
 
     def __call__(self, key: str, event: str, info: dict | None = None) -> None:
         msg = [key, event, info or {}]
@@ -132,6 +162,10 @@ def dask_setup(worker: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _new_map_call(token: str | None, fn: Callable) -> MapCall:
+    return MapCall(token, fn)
+
+
 class MapCall:
     """``fn(*args)`` behind the stop-flag check, as one picklable callable for ``client.map``."""
 
@@ -141,11 +175,11 @@ class MapCall:
         self.token = token
         self.fn = fn
 
-    def __getstate__(self) -> tuple:
-        return (self.token, self.fn)
-
-    def __setstate__(self, state: tuple) -> None:
-        self.token, self.fn = state
+    def __reduce__(self) -> tuple:
+        return (
+            operator.methodcaller("__call__", self.token, ByValue(self.fn)),
+            (ByValue(_new_map_call),),
+        )
 
     def __call__(self, *args: Any) -> Any:
         return run_task(self.token, self.fn, args, {})

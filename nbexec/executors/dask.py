@@ -39,6 +39,15 @@ warnings.filterwarnings("ignore", message="Sending large graph", category=UserWa
 
 _DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bokeh": "error"}
 _NOT_STARTED = "This executor has not been started."
+_RUN_TASK: remote.ByValue | None = None
+
+
+def _run_task() -> remote.ByValue:
+    """``remote.run_task`` wrapped to travel by value; its bytes are computed once per process."""
+    global _RUN_TASK
+    if _RUN_TASK is None:
+        _RUN_TASK = remote.ByValue(remote.run_task, cloudpickle.dumps(remote.run_task, protocol=5))
+    return _RUN_TASK
 
 
 def import_cluster_class(name: str) -> type:
@@ -325,7 +334,8 @@ class DaskExecutor(Executor):
                 self.logger.info(
                     "Stopping executor, waiting for %d active tasks to complete", len(active)
                 )
-                distributed.wait(active)
+                with client.as_current():
+                    distributed.wait(active)
         except Exception as exc:  # noqa: BLE001 - as the seed: errors here are swallowed
             self.logger.debug("Error while waiting for active tasks: %r", exc)
 
@@ -340,9 +350,9 @@ class DaskExecutor(Executor):
         resources = parse_resources(extra_context.get("task_tags")) if extra_context else None
         token = None if self.disable_cancellation_event else self._token
         future = client.submit(
-            remote.run_task,
+            _run_task(),
             token,
-            fn,
+            remote.ByValue(fn),
             args,
             kwargs,
             key=key,
