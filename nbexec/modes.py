@@ -7,7 +7,6 @@ it and listing what the mode accepts; nothing is silently ignored.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from .executors.base import Executor
@@ -49,25 +48,9 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 def resolve_cluster_class(name: str) -> type:
     """Import ``name`` (a dotted name) and check it is a ``distributed.deploy.Cluster`` subclass."""
-    from distributed.deploy import Cluster
+    from .executors.dask import import_cluster_class
 
-    if not isinstance(name, str) or not name or name.startswith(".") or " " in name:
-        raise ValueError(
-            f"cluster_class must be a dotted name such as 'distributed.LocalCluster', got {name!r}"
-        )
-    module_name, _, attr = name.rpartition(".")
-    obj = None
-    if module_name:
-        try:
-            obj = getattr(importlib.import_module(module_name), attr, None)
-        except ImportError as exc:
-            raise ValueError(f"cluster_class {name!r} cannot be imported: {exc}") from None
-    if not (isinstance(obj, type) and issubclass(obj, Cluster)):
-        raise ValueError(
-            f"cluster_class {name!r} is not a distributed.deploy.Cluster subclass; accepted: the dotted "
-            "name of a Dask cluster class, e.g. distributed.LocalCluster or dask_jobqueue.SLURMCluster"
-        )
-    return obj
+    return import_cluster_class(name)
 
 
 def validate(mode: str, options: dict[str, Any]) -> None:

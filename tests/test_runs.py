@@ -1,0 +1,319 @@
+"""The run contract, once for every mode: values, dependencies, failures, retries, live states."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import cloudpickle
+import pytest
+
+import nbexec
+from nbexec.executors.base import Executor
+from nbexec.modes import executor_for
+from nbexec.render import render_text
+from nbexec.run import Run
+
+# Like a notebook's functions (defined in __main__), this module's travel by value: remote
+# workers cannot import it (nor nbexec).
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+MODES = ["local", "sync", "threads", "processes", "dask", "dask-remote"]
+
+
+@nbexec.task
+def inc(x):
+    return x + 1
+
+
+@nbexec.task
+def add(x, y):
+    return x + y
+
+
+@nbexec.task
+def total(items):
+    flat = []
+    for item in items:
+        if isinstance(item, dict):
+            flat.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            flat.extend(item)
+        else:
+            flat.append(item)
+    return sum(flat)
+
+
+@nbexec.task
+def boom(x):
+    raise ZeroDivisionError(f"boom {x}")
+
+
+@nbexec.task(name="slow-boom")
+def slow_boom(x):
+    time.sleep(0.3)
+    raise KeyError(x)
+
+
+@nbexec.task
+def nested(x):
+    # Inside a running task's body, calling a task is a plain call.
+    return inc(x) * 10
+
+
+@pytest.fixture(scope="module")
+def executors(request):
+    """One started executor per mode, shared by the module's tests."""
+    started: dict[str, Executor] = {}
+    stacks = []
+
+    def get(mode: str) -> Executor:
+        if mode not in started:
+            if mode == "dask":
+                ex = executor_for("dask", workers=2, threads_per_worker=1, processes=False)
+            elif mode == "dask-remote":
+                cluster = request.getfixturevalue("dask_cli_cluster")
+                ex = executor_for("dask", address=cluster.address)
+            elif mode in ("threads", "processes"):
+                ex = executor_for(mode, workers=2)
+            else:
+                ex = executor_for(mode)
+            cm = ex.start()
+            cm.__enter__()
+            stacks.append(cm)
+            started[mode] = ex
+        return started[mode]
+
+    yield get
+    for cm in reversed(stacks):
+        cm.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_values_and_nested_dependencies_are_the_same_in_every_mode(executors, mode):
+    with Run(executors(mode)) as run:
+        a = inc(1)
+        b = add(a, inc(2))
+        c = total([a, {"x": b}, (a, 3)])
+        mapped = nbexec.map(inc, range(5))
+        n = nested(4)
+    assert (a.result(), b.result(), c.result(), n.result()) == (2, 5, 12, 50)
+    assert [m.result() for m in mapped] == [1, 2, 3, 4, 5]
+    assert run.summary() == {"inc": {"success": 7}, "add": {"success": 1}, "total": {"success": 1},
+                             "nested": {"success": 1}}  # fmt: skip
+    assert all(f.state == "success" and f.done() for f in run.futures)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failure_fails_only_itself_and_cancels_its_dependents(executors, mode):
+    with pytest.raises(nbexec.TaskFailed) as info:
+        with Run(executors(mode)) as run:
+            first = slow_boom("k")  # fails later than `second`, but was submitted first
+            second = boom(1)
+            dependent = inc(second)
+            deeper = add(dependent, 1)
+            unrelated = inc(10)
+    error = info.value
+    assert error.task_name == "slow-boom"
+    assert str(error) == "task 'slow-boom' failed: KeyError: 'k' (1 more task failed)"
+    assert isinstance(error.__cause__, KeyError)
+    assert first.state == second.state == "failed"
+    assert dependent.state == deeper.state == "cancelled"
+    assert unrelated.result() == 11
+    with pytest.raises(CancelledError, match="upstream task 'boom' failed"):
+        dependent.result()
+    with pytest.raises(ZeroDivisionError):
+        second.result()
+    assert run.summary() == {"slow-boom": {"failed": 1}, "boom": {"failed": 1},
+                             "inc": {"success": 1, "cancelled": 1}, "add": {"cancelled": 1}}  # fmt: skip
+
+
+def _flaky(path, fail_times):
+    with open(path, "a") as f:
+        f.write("x")
+    with open(path) as f:
+        attempts = len(f.read())
+    if attempts <= fail_times:
+        raise RuntimeError(f"attempt {attempts} fails")
+    return attempts
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_retries_wait_their_delay_and_count_attempts(executors, mode, tmp_path):
+    flaky = nbexec.task(_flaky, retries=2, retry_delay=0.2)
+    hopeless = nbexec.task(_flaky, name="hopeless", retries=1, retry_delay=0.0)
+    t0 = time.monotonic()
+    with pytest.raises(nbexec.TaskFailed, match="hopeless"):
+        with Run(executors(mode)) as run:
+            ok = flaky(str(tmp_path / "ok"), 2)
+            bad = hopeless(str(tmp_path / "bad"), 5)
+    assert ok.result() == 3
+    assert time.monotonic() - t0 >= 0.4
+    assert run.tracker.record(ok._id).attempts == 3
+    assert bad.state == "failed" and run.tracker.record(bad._id).attempts == 2
+
+
+def test_text_view_is_identical_in_every_mode(executors):
+    texts = {}
+    for mode in MODES:
+        try:
+            with Run(executors(mode)) as run:
+                a = inc(1)
+                nbexec.map(add, [a, 2, 3], [1, 2, 3])
+                inc(boom(a))
+        except nbexec.TaskFailed:
+            pass
+        texts[mode] = render_text(run.snapshot())
+    assert len(set(texts.values())) == 1, texts
+    assert texts["local"] == (
+        "nbexec tasks: 6 tasks - 4 success, 1 failed, 1 cancelled\n"
+        "  inc   1 success, 1 cancelled\n"
+        "  add   3 success\n"
+        "  boom  1 failed"
+    )
+
+
+def _sleep_then(path, seconds):
+    time.sleep(seconds)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes", "dask", "dask-remote"])
+def test_running_means_the_code_is_executing_not_dispatched(mode, request):
+    """With one worker slot, the second task stays pending while the first one's code runs."""
+    if mode == "dask-remote":
+        cluster = request.getfixturevalue("dask_cli_cluster")
+        proc = cluster.start_worker(nthreads=1)
+        executor = executor_for("dask", address=cluster.address)
+    elif mode == "dask":
+        executor = executor_for("dask", workers=1, threads_per_worker=1, processes=False)
+    else:
+        executor = executor_for(mode, workers=1)
+    try:
+        with executor.start(), Run(executor) as run:
+            slow = nbexec.task(_sleep_then, name="slow")
+            first = slow("a", 1.5)
+            second = slow("b", 1.5)
+            seen = _wait_for(lambda: first.state == "running", 10)
+            assert seen, f"first task never observed running (state {first.state})"
+            if mode != "dask-remote":
+                assert second.state == "pending"
+            record = run.tracker.record(first._id)
+            assert record.where, "where the task runs is recorded"
+            assert record.started is not None
+    finally:
+        if mode == "dask-remote":
+            cluster.kill_worker(proc)
+
+
+def _wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_calling_a_task_outside_a_run_is_a_plain_call():
+    assert inc(1) == 2
+    assert inc.map([1, 2]) == [2, 3]
+    assert nested(1) == 20
+
+
+def test_dask_collections_compute_on_the_run_executor_and_are_counted(executors):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    for mode in ("sync", "threads", "dask"):
+        with Run(executors(mode)) as run:
+            x = da.ones((100,), chunks=10).sum().compute()
+            y = dask.delayed(sum)([1, 2, 3]).compute()
+        assert (x, y) == (100.0, 6)
+        summary = run.summary()
+        assert sum(c.get("success", 0) for c in summary.values()) == 2, summary
+
+
+def test_task_futures_resolve_inside_containers(executors):
+    with Run(executors("threads")) as run:
+        values = {"a": [inc(1), 5], "b": (inc(2),)}
+    assert run.resolve(values) == {"a": [2, 5], "b": (3,)}
+
+
+def test_a_future_of_another_run_is_refused(executors):
+    with Run(executors("local")):
+        a = inc(1)
+    with Run(executors("local")):
+        with pytest.raises(ValueError, match="another run"):
+            inc(a)
+
+
+def test_submit_outside_a_run_names_the_fix():
+    with pytest.raises(RuntimeError, match="active run"):
+        nbexec.submit(inc, 1)
+
+
+def test_a_finished_task_record_is_small(executors):
+    import sys
+
+    with Run(executors("local")) as run:
+        for i in range(100):
+            nbexec.submit(inc, i)
+    record = run.tracker.record(50)
+    size = sys.getsizeof(record) + sum(
+        sys.getsizeof(getattr(record, name)) for name in record.__slots__ if getattr(record, name) is not None
+    )
+    assert size < 500, size
+
+
+def test_snapshot_cost_does_not_grow_with_the_task_count():
+    from nbexec.tracking import Tracker
+
+    def cost(n):
+        tracker = Tracker()
+        for i in range(n):
+            tid = tracker.add(("a", "b", "c")[i % 3], f"k{i}")
+            tracker.running(tid, where="w")
+            tracker.finish(tid, "success")
+        t0 = time.perf_counter()
+        for _ in range(200):
+            tracker.snapshot()
+        return time.perf_counter() - t0
+
+    small, large = min(cost(100) for _ in range(3)), min(cost(100_000) for _ in range(3))
+    assert large < small * 3, (small, large)
+
+
+def test_tracker_is_thread_safe():
+    from nbexec.tracking import Tracker
+
+    tracker = Tracker()
+
+    def work():
+        for _ in range(2000):
+            tid = tracker.add("t", "k")
+            tracker.running(tid)
+            tracker.finish(tid, "success")
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = tracker.snapshot()
+    assert snap.totals["success"] == 8000 and snap.finished
+    assert sum(snap.totals.values()) == 8000
+
+
+def test_interrupt_marks_open_tasks_cancelled(executors):
+    run = Run(executors("threads"))
+    with run:
+        slow = nbexec.task(_sleep_then, name="slow")
+        futures = [slow("x", 0.5) for _ in range(6)]
+        run.interrupt()
+    assert all(f.state in ("cancelled", "success") for f in futures)
+    assert any(f.state == "cancelled" for f in futures)
+    assert os.getpid()
