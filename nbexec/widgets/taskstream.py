@@ -1,0 +1,199 @@
+"""A task-stream chart from nbexec's own tracking: a bar per task from start to end, one lane per
+thread, process or worker, coloured by task name.
+
+Only the last ``LIMIT`` tasks are drawn, so a redraw costs the same for any run size. The chart is a
+bokeh figure shown through jupyter_bokeh's ``BokehModel`` widget: its JupyterLab extension ships
+BokehJS (matched to bokeh's version), so nothing is fetched from a CDN and no megabytes of
+JavaScript are stored in the notebook. Without widgets the same data renders as a small SVG.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import time
+from typing import Any
+
+from ..render import STATE_COLORS
+from ..tracking import STATES
+from . import with_text
+
+__all__ = ["TaskStream", "stream_data", "LIMIT", "PALETTE"]
+
+#: Most bars drawn: the most recently submitted tasks that started.
+LIMIT = 5000
+#: Colours per task name, in order of first appearance (bokeh's Category10).
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
+_COLUMNS = ("start", "end", "lane", "name", "state")
+
+
+def stream_data(tracker: Any, limit: int = LIMIT, now: float | None = None) -> dict[str, list]:
+    """Columns for the last ``limit`` tasks that started: times in seconds since the first task."""
+    data: dict[str, list] = {c: [] for c in _COLUMNS}
+    n = len(tracker)
+    if not n:
+        return data
+    now = time.time() if now is None else now
+    t0 = tracker.record(0).submitted
+    starts, ends, lanes, names, states = data.values()
+    for i in range(max(0, n - limit), n):
+        record = tracker.record(i)
+        started, finished = record.started, record.finished
+        if started is None:
+            continue
+        end = finished if finished is not None else now
+        starts.append(started - t0)
+        ends.append(max(end, started) - t0)
+        lanes.append(record.where or "unknown")
+        names.append(record.name)
+        states.append(record.state)
+    return data
+
+
+def _lanes(data: dict[str, list]) -> list[str]:
+    return sorted(set(data["lane"])) or ["no tasks yet"]
+
+
+class TaskStream:
+    """The task-stream chart of one run's ``tracker``; ``refresh()`` redraws from the tracking."""
+
+    def __init__(self, tracker: Any, *, height: int = 300, limit: int = LIMIT, widget: bool = True):
+        self.tracker = tracker
+        self.height = height
+        self.limit = limit
+        self.names: list[str] = []
+        self.refreshes = 0
+        self.data = stream_data(tracker, limit)
+        self.lanes = _lanes(self.data)
+        self._add_names()
+        self.figure: Any = None
+        self.source: Any = None
+        self.widget: Any = None
+        self._mapper: Any = None
+        if widget:
+            self._build()
+
+    def _add_names(self) -> bool:
+        known = set(self.names)
+        new = [n for n in dict.fromkeys(self.data["name"]) if n not in known]
+        self.names += new
+        return bool(new)
+
+    def color(self, name: str) -> str:
+        """The colour of task ``name`` (by order of first appearance)."""
+        try:
+            return PALETTE[self.names.index(name) % len(PALETTE)]
+        except ValueError:
+            return PALETTE[-3]
+
+    def _columns(self) -> dict[str, Any]:
+        import numpy as np
+
+        d = self.data
+        return {"start": np.asarray(d["start"], dtype=float), "end": np.asarray(d["end"], dtype=float),
+                **{k: np.asarray(d[k], dtype=str) for k in ("lane", "name", "state")}}  # fmt: skip
+
+    def _build(self) -> None:
+        try:
+            import jupyter_bokeh  # noqa: F401
+            from bokeh.models import CategoricalColorMapper, ColumnDataSource, FactorRange
+            from bokeh.plotting import figure
+            from bokeh.transform import factor_cmap
+        except ImportError:
+            return
+        self.source = ColumnDataSource(self._columns())
+        fig = figure(
+            y_range=FactorRange(factors=self.lanes),
+            height=max(self.height, 120),
+            sizing_mode="stretch_width",
+            x_axis_label="seconds since the first task",
+            tools="xpan,xwheel_zoom,box_zoom,reset,hover",
+            tooltips=[
+                ("task", "@name"),
+                ("state", "@state"),
+                ("where", "@lane"),
+                ("from", "@start{0.000} s"),
+                ("to", "@end{0.000} s"),
+            ],  # fmt: skip
+            toolbar_location="above",
+            title="nbexec task stream",
+        )
+        self._mapper = CategoricalColorMapper(
+            factors=self.names or ["-"], palette=list(PALETTE), nan_color="#7f7f7f"
+        )
+        fill = {"field": "name", "transform": self._mapper}
+        line = factor_cmap("state", [STATE_COLORS[s] for s in STATES], list(STATES))
+        fig.hbar(y="lane", left="start", right="end", height=0.8, fill_color=fill,
+                 line_color=line, source=self.source)  # fmt: skip
+        fig.ygrid.grid_line_color = None
+        self.figure = fig
+        self.widget = _chart_widget_class()(fig)
+
+    def refresh(self) -> None:
+        """Recompute the bars (last ``limit`` tasks) and push them to the chart."""
+        self.refreshes += 1
+        self.data = stream_data(self.tracker, self.limit)
+        lanes = _lanes(self.data)
+        new_names = self._add_names()
+        if self.figure is None:
+            self.lanes = lanes
+            return
+        if new_names:
+            self._mapper.factors = list(self.names)
+            self._mapper.palette = [self.color(n) for n in self.names]
+        if lanes != self.lanes:
+            self.lanes = lanes
+            self.figure.y_range.factors = lanes
+        self.source.data = self._columns()
+        n = len(self.tracker)
+        title = "nbexec task stream" + (
+            f" (last {self.limit} of {n} tasks)" if n > self.limit else ""
+        )
+        if self.figure.title.text != title:
+            self.figure.title.text = title
+
+    def svg(self, width: int = 800, lane_height: int = 16, max_bars: int = 2000) -> str:
+        """The chart as a static SVG (the most recent ``max_bars`` bars)."""
+        data = self.data
+        lanes = self.lanes
+        start, end = data["start"][-max_bars:], data["end"][-max_bars:]
+        span = max(end, default=0.0) or 1.0
+        row = {lane: i for i, lane in enumerate(lanes)}
+        label_w = 160
+        scale = (width - label_w) / span
+        height = lane_height * len(lanes) + 20
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+                 'style="font:11px sans-serif">']  # fmt: skip
+        for lane, i in row.items():
+            parts.append(f'<text x="2" y="{i * lane_height + 12}">{html.escape(lane[:28])}</text>')
+        offset = len(data["start"]) - len(start)
+        for k, (s, e) in enumerate(zip(start, end)):
+            j = offset + k
+            name, state = data["name"][j], data["state"][j]
+            stroke = STATE_COLORS["failed"] if state == "failed" else self.color(name)
+            parts.append(
+                f'<rect x="{label_w + s * scale:.1f}" y="{row[data["lane"][j]] * lane_height + 2}" '
+                f'width="{max((e - s) * scale, 1.0):.1f}" height="{lane_height - 4}" '
+                f'fill="{self.color(name)}" stroke="{stroke}">'
+                f"<title>{html.escape(name)} {state} {(e - s) * 1e3:.1f} ms</title></rect>"
+            )
+        parts.append(f'<text x="{label_w}" y="{height - 4}">0 s</text>')
+        parts.append(f'<text x="{width - 60}" y="{height - 4}">{span:.2f} s</text></svg>')
+        return "".join(parts)
+
+
+@functools.cache
+def _chart_widget_class() -> type:
+    from jupyter_bokeh import BokehModel
+
+    class ChartWidget(BokehModel):
+        """jupyter_bokeh's widget with nbexec's text/plain instead of the trait dump."""
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            return with_text(super()._repr_mimebundle_(**kwargs), "nbexec task stream")
+
+        def __repr__(self) -> str:
+            return "nbexec task stream"
+
+    return ChartWidget
