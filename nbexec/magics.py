@@ -1,0 +1,254 @@
+"""``%executor`` and ``%%executor``: parse the line, then call the session and run layers.
+
+The magic's arguments are declared with IPython's ``magic_arguments`` from ``nbexec.options``' one
+table (so ``%executor?`` documents every option) and parsed by ``options.parse_line``, the same code
+that reads ``NBEXEC_EXECUTOR``. Lines are never variable-expanded or eval'd.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+from typing import Any
+
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import (
+    Magics,
+    line_cell_magic,
+    magics_class,
+    no_var_expand,
+    output_can_be_silenced,
+)
+
+from . import session
+from .executors.base import iter_leaves
+from .modes import validate
+from .options import COMMANDS, DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
+from .run import Run, TaskFailed, TaskFuture
+
+__all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
+
+_MISSING = object()
+_last_run: Run | None = None
+
+
+def last_run() -> Run | None:
+    """The run of the most recent ``%%executor`` cell (None before any)."""
+    return _last_run
+
+
+def _declare_options(func: Any) -> Any:
+    """Apply ``magic_arguments`` decorators for MODE and every option of ``nbexec.options``."""
+    for option in reversed(OPTIONS + DISPLAY_OPTIONS):
+        func = magic_arguments.argument(*option.flags, **option.argparse_kwargs())(func)
+    mode_help = (
+        f"one of: {', '.join(MODES)}. The line form also takes 'status' (print the session "
+        "executor) and 'stop' (stop it); without MODE it shows the executor panel."
+    )
+    func = magic_arguments.argument("mode", nargs="?", metavar="MODE", help=mode_help)(func)
+    return magic_arguments.magic_arguments()(func)
+
+
+def _flag_list() -> str:
+    return ", ".join("/".join(o.flags) for o in OPTIONS + DISPLAY_OPTIONS)
+
+
+def _parse(line: str) -> tuple[str | None, dict[str, Any], dict[str, bool]]:
+    """``(mode, executor options, display options)``; a bad line is a UsageError."""
+    try:
+        mode, options = parse_line(line, display_options=True)
+    except LineError as exc:
+        message = str(exc)
+        if "unrecognized arguments" in message:
+            message += f"; options: {_flag_list()}"
+        raise UsageError(f"%executor: {message}") from None
+    display = {name: options.pop(name) for name in ("no_table", "dashboard") if name in options}
+    return mode, options, display
+
+
+def _validate(mode: str | None, options: dict[str, Any]) -> None:
+    """Check the options fit the mode before anything starts (UsageError otherwise).
+
+    Under ``NBEXEC_EXECUTOR`` the notebook's mode and options are replaced, so only their syntax
+    is checked (a CI machine need not have the notebook's cluster class installed).
+    """
+    try:
+        if session.override() is None:
+            validate(mode or session.current_mode()[0] or "local", options)
+    except ValueError as exc:
+        raise UsageError(f"%executor: {exc}") from None
+
+
+def _has_futures(value: Any) -> bool:
+    return any(True for _ in iter_leaves(value, lambda x: isinstance(x, TaskFuture)))
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Names a module-level statement of the cell binds (not inside functions, classes, lambdas)."""
+    names: set[str] = set()
+    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        if not isinstance(node, nested):
+            todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+class _TextSummary:
+    """Stand-in for the live table until ``nbexec.widgets.live`` exists: one summary at the end."""
+
+    def __init__(self, run: Run, table: bool):
+        self.run, self.table = run, table
+
+    def finish(self) -> None:
+        if self.table and self.run.futures:
+            from IPython.display import display
+
+            display({"text/plain": repr(self.run.table)}, raw=True)
+
+
+def _show(run: Run, table: bool, dashboard: bool) -> Any:
+    try:
+        from .widgets.live import show_run
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("nbexec.widgets", "nbexec.widgets.live"):
+            raise
+        return _TextSummary(run, table)
+    return show_run(run, table=table, dashboard=dashboard)
+
+
+@magics_class
+class ExecutorMagics(Magics):
+    """``%executor`` and ``%%executor``."""
+
+    @_declare_options
+    @output_can_be_silenced
+    @no_var_expand
+    @line_cell_magic
+    def executor(self, line: str = "", cell: str | None = None) -> Any:
+        """Run a cell on the executor you pick, or switch, show or stop the session executor.
+
+        %%executor [MODE] [OPTIONS]: make MODE/OPTIONS the session executor (reusing the current
+        one when it matches; an option left out means "any"), run the cell inside a run on it with
+        the live task table under the cell, then replace every name the cell bound to TaskFutures
+        (also inside lists, tuples and dicts) by their results. A failed task raises TaskFailed.
+
+        %executor MODE [OPTIONS] switches the session executor; %executor status prints it;
+        %executor stop stops it; %executor alone shows the executor panel.
+        NBEXEC_EXECUTOR in the environment replaces the modes and options written in the notebook.
+        """
+        __tracebackhide__ = True
+        if cell is None:
+            return self._line(line)
+        return self._cell(line, cell)
+
+    # --- %executor ----------------------------------------------------------------------------
+
+    def _line(self, line: str) -> None:
+        words = line.split()
+        if words and words[0] in COMMANDS:
+            if len(words) > 1:
+                raise UsageError(f"%executor {words[0]} takes no options")
+            if words[0] == "status":
+                print(session.status().text())
+            else:
+                session.stop()
+            return
+        mode, options, display = _parse(line)
+        if display:
+            flags = ", ".join("--" + name.replace("_", "-") for name in display)
+            raise UsageError(f"%executor: {flags} go with the cell magic %%executor")
+        if mode is None:
+            if options:
+                raise UsageError(
+                    f"%executor: name a mode before the options; valid modes: {', '.join(MODES)}"
+                )
+            self._panel()
+            return
+        _validate(mode, options)
+        session.use(mode, **options)
+
+    def _panel(self) -> None:
+        try:
+            from .widgets.panel import ExecutorPanel
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("nbexec.widgets", "nbexec.widgets.panel"):
+                raise
+            print(session.status().text())
+            return
+        from IPython.display import display
+
+        display(ExecutorPanel())
+
+    # --- %%executor ---------------------------------------------------------------------------
+
+    def _cell(self, line: str, cell: str) -> Any:
+        global _last_run
+        __tracebackhide__ = True
+        mode, options, display = _parse(line)
+        _validate(mode, options)
+        body, last, names = self._compile(cell)
+        run = Run(session.ensure(mode, **options))
+        _last_run = run
+        view = _show(run, not display.get("no_table"), bool(display.get("dashboard")))
+        ns = self.shell.user_ns
+        before = dict(ns)
+        value = None
+        try:
+            with run:
+                exec(body, self.shell.user_global_ns, ns)
+                if last is not None:
+                    value = eval(last, self.shell.user_global_ns, ns)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # never hide the cell's own error
+                self._rebind(run, before, names)
+            if isinstance(exc, TaskFailed) and any(f.key == exc.key for f in run.futures):
+                # End the traceback in the user's function, not in nbexec's run layer.
+                raise exc.with_traceback(
+                    getattr(exc.__cause__, "__traceback__", None)
+                ) from exc.__cause__
+            raise
+        finally:
+            view.finish()
+        rebound = self._rebind(run, before, names)
+        if id(value) in rebound:
+            return rebound[id(value)][1]
+        return run.resolve(value) if _has_futures(value) else value
+
+    def _compile(self, cell: str) -> tuple[Any, Any, set[str]]:
+        """The cell as IPython would run it: transformed, cached for tracebacks, AST-transformed."""
+        shell = self.shell
+        source = shell.transform_cell(cell)
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+        names = _bound_names(tree)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = shell.compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        return shell.compile(tree, filename, "exec"), last, names
+
+    def _rebind(self, run: Run, before: dict, names: set[str]) -> dict[int, tuple[Any, Any]]:
+        """Replace names the cell bound to TaskFutures (or containers of them) by their results.
+
+        Returns ``{id(old): (old, new)}`` (old kept alive so ids stay unique).
+        """
+        ns = self.shell.user_ns
+        changed = {k for k, v in ns.items() if before.get(k, _MISSING) is not v}
+        rebound: dict[int, tuple[Any, Any]] = {}
+        for name in changed | (names & ns.keys()):
+            value = ns[name]
+            if id(value) not in rebound:
+                if not _has_futures(value):
+                    continue
+                rebound[id(value)] = (value, run.resolve(value))
+            ns[name] = rebound[id(value)][1]
+        return rebound
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%executor`` and ``%%executor`` (``%load_ext nbexec``)."""
+    ipython.register_magics(ExecutorMagics)
