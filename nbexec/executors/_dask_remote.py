@@ -118,6 +118,19 @@ class ByValue:
         return (pickle.loads, (data,))
 
 
+_BYTES: dict[str, bytes] = {}
+
+
+def _shipped(fn: Callable) -> ByValue:
+    """``ByValue(fn)`` for a function of this module, its bytes computed once per process."""
+    data = _BYTES.get(fn.__name__)
+    if data is None:
+        import cloudpickle
+
+        data = _BYTES[fn.__name__] = cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+    return ByValue(fn, data)
+
+
 def _new_emitter(topic: str, pid: int) -> Emitter:
     emitter = Emitter(topic)
     emitter._pid = pid
@@ -140,7 +153,7 @@ class Emitter:
 
     def __reduce__(self) -> tuple:
         # Rebuilt by a by-value factory, so a worker without nbexec can load it from any pickler.
-        return (operator.methodcaller("__call__", self.topic, self._pid), (ByValue(_new_emitter),))
+        return (operator.methodcaller("__call__", self.topic, self._pid), (_shipped(_new_emitter),))
 
     def __call__(self, key: str, event: str, info: dict | None = None) -> None:
         msg = [key, event, info or {}]
@@ -178,7 +191,7 @@ class MapCall:
     def __reduce__(self) -> tuple:
         return (
             operator.methodcaller("__call__", self.token, ByValue(self.fn)),
-            (ByValue(_new_map_call),),
+            (_shipped(_new_map_call),),
         )
 
     def __call__(self, *args: Any) -> Any:

@@ -39,15 +39,6 @@ warnings.filterwarnings("ignore", message="Sending large graph", category=UserWa
 
 _DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bokeh": "error"}
 _NOT_STARTED = "This executor has not been started."
-_RUN_TASK: remote.ByValue | None = None
-
-
-def _run_task() -> remote.ByValue:
-    """``remote.run_task`` wrapped to travel by value; its bytes are computed once per process."""
-    global _RUN_TASK
-    if _RUN_TASK is None:
-        _RUN_TASK = remote.ByValue(remote.run_task, cloudpickle.dumps(remote.run_task, protocol=5))
-    return _RUN_TASK
 
 
 def import_cluster_class(name: str) -> type:
@@ -350,7 +341,7 @@ class DaskExecutor(Executor):
         resources = parse_resources(extra_context.get("task_tags")) if extra_context else None
         token = None if self.disable_cancellation_event else self._token
         future = client.submit(
-            _run_task(),
+            remote._shipped(remote.run_task),
             token,
             remote.ByValue(fn),
             args,
