@@ -67,7 +67,18 @@ class _Task:
 
 
 class _Child:
-    __slots__ = ("proc", "pid", "wfd", "rfd", "inflight", "sizes", "alive", "killed", "wlock", "ready")
+    __slots__ = (
+        "proc",
+        "pid",
+        "wfd",
+        "rfd",
+        "inflight",
+        "sizes",
+        "alive",
+        "killed",
+        "wlock",
+        "ready",
+    )
 
     def __init__(self, proc: subprocess.Popen, wfd: int, rfd: int) -> None:
         self.proc, self.pid, self.wfd, self.rfd = proc, proc.pid, wfd, rfd
@@ -170,7 +181,9 @@ class ProcPool(Executor):
         task = _Task(future, fn, args, kwargs, next(self._tids))
         with self._lock:
             if self._shutdown or self._broken:
-                raise RuntimeError(self._broken or "cannot submit to a process pool that was shut down")
+                raise RuntimeError(
+                    self._broken or "cannot submit to a process pool that was shut down"
+                )
             self._pending.append(task)
             if not self._idle:
                 return
@@ -377,14 +390,14 @@ class ProcPool(Executor):
             child.inflight.clear()
             self._pending.extendleft(reversed(tasks[1:]))
             self._cond.notify_all()
+        if replace:
+            self._add(self._spawn())
         for t in failed:
             _finish(t.future, exc=WorkerDiedError(self._broken))
         if tasks:
             t = tasks[0]
             msg = f"worker process {child.pid} died unexpectedly (exit code {code}) while running task {t.key!r}"
             _finish(t.future, exc=WorkerDiedError(msg))
-        if replace:
-            self._add(self._spawn())
 
     # --- interrupts and shutdown -----------------------------------------------------------
 
