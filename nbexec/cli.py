@@ -134,32 +134,33 @@ def default_output(notebook: Path) -> Path:
     return notebook.with_name(name + ".out.ipynb")
 
 
-def check_executor_line(line: str) -> str:
+def check_executor_line(line: str, source: str = "--executor") -> str:
     """``line`` stripped, if it is a valid executor line naming a mode; else ``UsageFailure``."""
     from .modes import validate
 
     line = line.strip()
+    what = f"{source} {line!r}" if source.startswith("-") else f"{source}={line!r}"
     try:
         mode, options = parse_line(line)
     except LineError as exc:
-        raise UsageFailure(f"--executor {line!r}: {exc}") from None
+        raise UsageFailure(f"{what}: {exc}") from None
     if mode is None:
-        raise UsageFailure(f"--executor {line!r} names no mode; valid modes: {', '.join(MODES)}")
+        raise UsageFailure(f"{what} names no mode; valid modes: {', '.join(MODES)}")
     try:
         validate(mode, options)
     except ValueError as exc:
-        raise UsageFailure(f"--executor {line!r}: {exc}") from None
+        raise UsageFailure(f"{what}: {exc}") from None
     return line
 
 
 def read_notebook(path: Path) -> Any:
     """The notebook at ``path`` (nbformat 4), or ``UsageFailure`` saying why it cannot be read."""
-    import nbformat
-
     if not path.exists():
         raise UsageFailure(f"no such notebook: {path}")
     if not path.is_file():
         raise UsageFailure(f"not a file: {path}")
+    import nbformat
+
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -209,25 +210,31 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 def run_notebook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``nbexec run``: execute, report per cell, write the result; returns the exit status."""
-    import nbformat
-    from jupyter_client.kernelspec import NoSuchKernel
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-
     path = Path(args.notebook)
+    if not path.is_file():
+        raise UsageFailure(
+            f"no such notebook: {path}" if not path.exists() else f"not a file: {path}"
+        )
     line = check_executor_line(args.executor) if args.executor is not None else None
-    nb = read_notebook(path)
+    if line is None and os.environ.get(ENV_VAR, "").strip():
+        check_executor_line(os.environ[ENV_VAR], ENV_VAR)
     output = Path(args.output) if args.output else default_output(path)
     if output.exists() and output.is_dir():
         raise UsageFailure(f"--output {output} is a directory")
     if not output.parent.is_dir():
         raise UsageFailure(f"--output {output}: no such directory {output.parent}")
+    try:
+        import nbformat
+        from jupyter_client.kernelspec import NoSuchKernel
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    except ImportError as exc:
+        raise UsageFailure(f"nbexec run needs nbclient (pip install nbclient): {exc}") from None
+    nb = read_notebook(path)
     env = dict(os.environ)
     if line is not None:
         env[ENV_VAR] = line
     forced = env.get(ENV_VAR, "").strip()
-    if line is None and forced:
-        check_executor_line(forced)
 
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     position = {index: n + 1 for n, index in enumerate(code)}
