@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from . import in_kernel, ipywidgets_or_none, with_text
+from .. import widgets as _base
 
 __all__ = ["dashboard", "dashboard_link", "plot_urls", "DashboardView", "DEFAULT_PLOTS"]
 
@@ -82,6 +82,13 @@ def _format_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # e.g. sys.modules[name] is None
+        return False
+
+
 def dashboard_link(client: Any) -> str | None:
     """The full dashboard's URL for ``client`` (None if its scheduler has no dashboard)."""
     import dask
@@ -100,7 +107,7 @@ def dashboard_link(client: Any) -> str | None:
         except (KeyError, IndexError, ValueError):  # e.g. a missing environment variable
             return fallback
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
-    if prefix and importlib.util.find_spec("jupyter_server_proxy") is not None:
+    if prefix and _importable("jupyter_server_proxy"):
         prefix = prefix if prefix.endswith("/") else prefix + "/"
         target = str(port) if local else f"{host}:{port}"
         return f"{prefix}proxy/{target}/status"
@@ -156,8 +163,8 @@ class DashboardView:
             self.chart.refresh()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        if self.widget is not None and in_kernel():
-            return with_text(self.widget._repr_mimebundle_(**kwargs), self.text)
+        if self.widget is not None and _base.in_kernel():
+            return _base.with_text(self.widget._repr_mimebundle_(**kwargs), self.text)
         return {"text/plain": self.text, "text/html": self.html()}
 
     def __repr__(self) -> str:
@@ -180,7 +187,7 @@ def dashboard(
     if isinstance(plots, str):
         names = (_plot_name(plots),)
     view = DashboardView(names, height)
-    ipywidgets = ipywidgets_or_none() if widgets is not False else None
+    ipywidgets = _base.ipywidgets_or_none() if widgets is not False else None
     from . import live
 
     if run is not None:

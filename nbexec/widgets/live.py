@@ -15,8 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .. import widgets as _base
 from ..render import render_html, render_text
-from . import display, use_widgets
 
 __all__ = ["show_run", "LiveView", "last_run", "set_last_run", "on_last_run", "INTERVAL"]
 
@@ -199,10 +199,10 @@ class LiveView:
             self.summary = SummaryView.from_snapshot(snap)
         else:
             self.summary = _Static(render_text(snap), render_html(snap))
-        display(self.summary)
+        _base.display(self.summary)
         if self.dashboard is not None and getattr(self.dashboard, "deferred", False):
             self.dashboard.refresh()
-            display(self.dashboard)
+            _base.display(self.dashboard)
 
     def __repr__(self) -> str:
         state = "finished" if self._finished else "live"
@@ -219,7 +219,7 @@ def show_run(
     """
     set_last_run(run)
     try:
-        widgets = use_widgets()
+        widgets = _base.use_widgets()
     except Exception:  # noqa: BLE001
         widgets = False
     view = LiveView(run, widgets=widgets)
@@ -239,7 +239,7 @@ def show_run(
             view.dashboard = None
     try:
         if table:
-            display(_Static(EMPTY_TEXT, _WAITING_HTML))
+            _base.display(_Static(EMPTY_TEXT, _WAITING_HTML))
         if dashboard:
             from .dashboard import dashboard as make_dashboard
 
@@ -248,7 +248,7 @@ def show_run(
             if board.chart is not None:
                 board.deferred = True  # a static chart is only worth showing once tasks ran
             else:
-                display(board)
+                _base.display(board)
     except Exception:  # noqa: BLE001
         logger.debug("text view failed", exc_info=True)
     return view
@@ -259,9 +259,9 @@ def _show_widgets(view: LiveView, run: Any, table: bool, dashboard: bool, plots:
         from .table import RunTable
 
         view.table = RunTable(run, plain_text=EMPTY_TEXT)
-        display(view.table)
+        _base.display(view.table)
     if dashboard:
         from .dashboard import dashboard as make_dashboard
 
         view.dashboard = make_dashboard(plots, run=run)
-        display(view.dashboard)
+        _base.display(view.dashboard)

@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import session
+from .. import widgets as _base
 from ..executors.base import Executor
 from ..modes import validate
 from ..options import MODES, format_line
 from ..render import render_html
-from . import in_kernel, ipywidgets_or_none, live, with_text
+from . import live
 
 __all__ = ["ExecutorPanel", "PANEL_TEXT"]
 
@@ -102,7 +103,7 @@ class ExecutorPanel:
     """A form that configures, starts and stops the session executor (see the module doc)."""
 
     def __init__(self) -> None:
-        ipywidgets = ipywidgets_or_none()
+        ipywidgets = _base.ipywidgets_or_none()
         self.widgets_available = ipywidgets is not None
         w = ipywidgets if ipywidgets is not None else _StubModule()
         self._w = w
@@ -116,7 +117,8 @@ class ExecutorPanel:
         for name, cls, default, label, placeholder in _FIELDS:
             kwargs: dict[str, Any] = {"value": default, "description": label, "style": style}
             if placeholder:
-                kwargs["placeholder"] = placeholder
+                text_field = cls in ("Text", "Textarea")
+                kwargs["placeholder" if text_field else "tooltip"] = placeholder
             if cls == "Checkbox":
                 kwargs["indent"] = True
             width = "44em" if name in _WIDE else "22em"
@@ -352,8 +354,8 @@ class ExecutorPanel:
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        if self.widgets_available and in_kernel():
-            return with_text(self.widget._repr_mimebundle_(**kwargs), PANEL_TEXT)
+        if self.widgets_available and _base.in_kernel():
+            return _base.with_text(self.widget._repr_mimebundle_(**kwargs), PANEL_TEXT)
         return {"text/plain": PANEL_TEXT, "text/html": self.html()}
 
     def __repr__(self) -> str:

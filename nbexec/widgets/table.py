@@ -14,9 +14,9 @@ from typing import Any
 import ipywidgets as w
 from traitlets import Int, Unicode
 
+from .. import widgets as _base
 from ..render import STATE_COLORS, _bar, _seconds, format_counts, render_html, render_text
 from ..tracking import NameRow, Snapshot
-from . import in_kernel, with_text
 
 __all__ = ["RunTable", "SummaryView", "header_html", "failures_html", "slowest_html"]
 
@@ -163,9 +163,9 @@ class RunTable(w.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         text = self.plain_text or render_text(self.run.snapshot())
-        if not in_kernel():
+        if not _base.in_kernel():
             return {"text/plain": text, "text/html": render_html(self.run.snapshot())}
-        return with_text(super()._repr_mimebundle_(**kwargs), text)
+        return _base.with_text(super()._repr_mimebundle_(**kwargs), text)
 
     def __repr__(self) -> str:
         return self.plain_text or render_text(self.run.snapshot())
@@ -182,9 +182,9 @@ class SummaryView(w.HTML):
         return cls(value=render_html(snapshot), text=render_text(snapshot))
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        if not in_kernel():
+        if not _base.in_kernel():
             return {"text/plain": self.text, "text/html": self.value}
-        return with_text(super()._repr_mimebundle_(**kwargs), self.text)
+        return _base.with_text(super()._repr_mimebundle_(**kwargs), self.text)
 
     def __repr__(self) -> str:
         return self.text

@@ -14,9 +14,9 @@ import html
 import time
 from typing import Any
 
+from .. import widgets as _base
 from ..render import STATE_COLORS
 from ..tracking import STATES
-from . import with_text
 
 __all__ = ["TaskStream", "stream_data", "LIMIT", "PALETTE"]
 
@@ -191,7 +191,7 @@ def _chart_widget_class() -> type:
         """jupyter_bokeh's widget with nbexec's text/plain instead of the trait dump."""
 
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-            return with_text(super()._repr_mimebundle_(**kwargs), "nbexec task stream")
+            return _base.with_text(super()._repr_mimebundle_(**kwargs), "nbexec task stream")
 
         def __repr__(self) -> str:
             return "nbexec task stream"

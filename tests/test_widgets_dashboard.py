@@ -1,0 +1,200 @@
+"""nbexec.dashboard(): dashboard links (plain, templated, JupyterHub), iframes, the task stream."""
+
+from __future__ import annotations
+
+import types
+import urllib.request
+
+import dask
+import pytest
+
+import nbexec
+import nbexec.widgets as nw
+from nbexec import session
+from nbexec.run import Run
+from nbexec.tracking import Tracker
+from nbexec.widgets import live
+from nbexec.widgets.dashboard import DEFAULT_PLOTS, dashboard, dashboard_link, plot_urls
+from nbexec.widgets.taskstream import LIMIT, TaskStream
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+TEXT = "nbexec dashboard: task-stream, progress, workers-memory"
+
+
+class FakeClient:
+    def __init__(self, address: str = "tcp://127.0.0.1:8786", port: int | None = 8787):
+        self.scheduler = types.SimpleNamespace(address=address)
+        self.cluster = None
+        self._port = port
+
+    def scheduler_info(self, n_workers: int = -1) -> dict:
+        return {"services": {"dashboard": self._port} if self._port else {}}
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch):
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    monkeypatch.delenv(session.ENV_VAR, raising=False)
+    nbexec.stop()
+    live.set_last_run(None)
+    yield
+    nbexec.stop()
+    live.set_last_run(None)
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    """JupyterHub's prefix and an importable jupyter_server_proxy."""
+    (tmp_path / "jupyter_server_proxy").mkdir()
+    (tmp_path / "jupyter_server_proxy" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+
+
+def test_plain_link():
+    assert dashboard_link(FakeClient()) == "http://127.0.0.1:8787/status"
+    assert dashboard_link(FakeClient("tcp://10.0.0.5:8786")) == "http://10.0.0.5:8787/status"
+    assert dashboard_link(FakeClient("tcp://[::1]:8786")) == "http://[::1]:8787/status"
+    assert dashboard_link(FakeClient(port=None)) is None
+
+
+def test_templated_link(monkeypatch):
+    with dask.config.set(
+        {"distributed.dashboard.link": "https://dask.example/{host}/{port}/status"}
+    ):
+        assert dashboard_link(FakeClient()) == "https://dask.example/127.0.0.1/8787/status"
+    monkeypatch.setenv("MY_PREFIX", "/lab/")
+    with dask.config.set({"distributed.dashboard.link": "{MY_PREFIX}proxy/{port}/status"}):
+        assert dashboard_link(FakeClient()) == "/lab/proxy/8787/status"
+
+
+def test_template_naming_a_missing_variable_falls_back(monkeypatch):
+    monkeypatch.delenv("NO_SUCH_VARIABLE", raising=False)
+    with dask.config.set({"distributed.dashboard.link": "{NO_SUCH_VARIABLE}proxy/{port}/status"}):
+        assert dashboard_link(FakeClient()) == "http://127.0.0.1:8787/status"
+
+
+def test_jupyterhub_link(hub):
+    assert dashboard_link(FakeClient()) == "/user/alice/proxy/8787/status"
+    remote = dashboard_link(FakeClient("tcp://10.0.0.5:8786"))
+    assert remote == "/user/alice/proxy/10.0.0.5:8787/status"
+    assert plot_urls("/user/alice/proxy/8787/status", ["task-stream"]) == [
+        "/user/alice/proxy/8787/individual-task-stream"
+    ]
+
+
+def test_users_template_wins_over_jupyterhub(hub):
+    with dask.config.set({"distributed.dashboard.link": "http://mine:{port}/status"}):
+        assert dashboard_link(FakeClient()) == "http://mine:8787/status"
+
+
+def test_jupyterhub_without_server_proxy_uses_plain_link(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/alice/")
+    monkeypatch.setitem(__import__("sys").modules, "jupyter_server_proxy", None)
+    assert dashboard_link(FakeClient()) == "http://127.0.0.1:8787/status"
+
+
+def test_plot_urls_and_names():
+    urls = plot_urls("http://h:1/status", ["task-stream", "/individual-progress", "nbytes"])
+    assert urls == ["http://h:1/individual-task-stream", "http://h:1/individual-progress",
+                    "http://h:1/individual-nbytes"]  # fmt: skip
+    with pytest.raises(ValueError, match="plot names"):
+        plot_urls("http://h:1/status", ["../etc"])
+
+
+def test_no_run_yet():
+    view = dashboard()
+    assert view.text == TEXT and view.chart is None
+    assert "no run yet" in view._repr_mimebundle_()["text/html"]
+
+
+def test_task_stream_for_a_local_run(monkeypatch):
+    run = Run(nbexec.LocalDaskExecutor("threads", num_workers=2))
+    with run:
+        run.map(lambda x: x, range(20))
+        run.map(abs, range(-5, 5))
+    view = dashboard(run=run)
+    assert view.text == TEXT
+    assert view.urls == [] and view.chart is not None
+    assert len(view.chart.data["start"]) == 30
+    assert set(view.chart.data["name"]) == {"lambda", "abs"}
+    assert all(lane.startswith("pid ") for lane in view.chart.lanes)
+    assert view.chart.color("lambda") != view.chart.color("abs")
+    from jupyter_bokeh import BokehModel
+
+    assert isinstance(view.widget, BokehModel)
+    assert "<svg" in view.html() and view.html().count("<rect") == 30
+    monkeypatch.setattr(nw, "in_kernel", lambda: True)
+    bundle = view._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", WIDGET_VIEW}
+    assert bundle["text/plain"] == TEXT
+
+
+def test_task_stream_draws_a_bounded_number_of_bars():
+    tracker = Tracker()
+    for i in range(3 * LIMIT):
+        tid = tracker.add(("a", "b", "c")[i % 3], "")
+        tracker.running(tid, where=f"thread {i % 4}")
+        tracker.finish(tid, "success")
+    chart = TaskStream(tracker)
+    chart.refresh()
+    assert len(chart.source.data["start"]) == LIMIT
+    assert chart.figure.title.text == f"nbexec task stream (last {LIMIT} of {3 * LIMIT} tasks)"
+    assert chart.lanes == [f"thread {i}" for i in range(4)]
+
+
+def test_show_run_with_dashboard_for_local_mode(monkeypatch):
+    shown: list = []
+    monkeypatch.setattr(nw, "in_kernel", lambda: True)
+    monkeypatch.setattr(nw, "display", shown.append)
+    run = Run(nbexec.LocalExecutor())
+    view = live.show_run(run, dashboard=True)
+    with run:
+        run.map(lambda x: x, range(7))
+    view.finish()
+    assert [x._repr_mimebundle_()["text/plain"] for x in shown[:2]] == ["nbexec tasks: none", TEXT]
+    assert len(view.dashboard.chart.source.data["start"]) == 7
+
+
+@pytest.fixture
+def local_cluster():
+    executor = nbexec.use("dask", workers=1, processes=False)
+    yield executor
+    nbexec.stop()
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status
+
+
+def test_dask_iframes_answer(local_cluster, monkeypatch):
+    with nbexec.run() as run:
+        run.map(lambda x: x + 1, range(4))
+    view = dashboard(run=run)
+    assert view.text == TEXT
+    assert view.link.startswith("http://127.0.0.1:") and view.link.endswith("/status")
+    assert [u.rsplit("/", 1)[1] for u in view.urls] == [f"individual-{p}" for p in DEFAULT_PLOTS]
+    for url in [view.link, *view.urls]:
+        assert _get(url) == 200, url
+    html = view.html()
+    assert html.count("<iframe") == 3 and "open the full dashboard" in html
+    assert dashboard().urls == view.urls  # the session's cluster, without naming the run
+    monkeypatch.setattr(nw, "in_kernel", lambda: True)
+    assert set(view._repr_mimebundle_()) == {"text/plain", WIDGET_VIEW}
+
+
+def test_dask_table_gets_workers_and_link(local_cluster, monkeypatch):
+    shown: list = []
+    monkeypatch.setattr(nw, "in_kernel", lambda: True)
+    monkeypatch.setattr(nw, "display", shown.append)
+    run = nbexec.run()
+    view = live.show_run(run, dashboard=True)
+    with run:
+        run.map(lambda x: x, range(3))
+    view.finish()
+    assert run.tracker.info["dashboard_link"].startswith("http://127.0.0.1:")
+    assert run.tracker.info["workers"] == 1
+    assert "1 worker" in view.table.header.value and "dashboard</a>" in view.table.header.value
+    texts = [x._repr_mimebundle_()["text/plain"] for x in shown]
+    assert texts[:2] == ["nbexec tasks: none", TEXT]  # the same as in local mode

@@ -1,0 +1,218 @@
+"""ExecutorPanel driven from code: fields per mode, the equivalent magic line, Apply/Stop, status."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import nbexec
+import nbexec.widgets as nw
+from nbexec import session
+from nbexec.options import parse_line
+from nbexec.run import Run
+from nbexec.widgets import live
+from nbexec.widgets.panel import PANEL_TEXT, ExecutorPanel
+from nbexec.widgets.table import RunTable
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(autouse=True)
+def clean_session(monkeypatch):
+    monkeypatch.delenv(session.ENV_VAR, raising=False)
+    nbexec.stop()
+    yield
+    nbexec.stop()
+
+
+def _shown(panel: ExecutorPanel) -> set[str]:
+    return {name for name, field in panel.fields.items() if field.layout.display != "none"}
+
+
+def _roundtrip(panel: ExecutorPanel) -> tuple:
+    assert panel.magic.startswith("%executor ")
+    return parse_line(panel.magic[len("%executor ") :])
+
+
+def test_fields_follow_the_mode():
+    panel = ExecutorPanel()
+    assert panel.mode.value == "local"
+    assert _shown(panel) == set()
+    panel.mode.value = "threads"
+    assert _shown(panel) == {"workers"}
+    panel.mode.value = "dask"
+    assert _shown(panel) == {"workers", "threads_per_worker", "processes", "memory_limit",
+                             "address", "cluster_class", "cluster_kwargs", "adapt_min",
+                             "adapt_max", "timeout"}  # fmt: skip
+    panel.address.value = "tcp://10.0.0.5:8786"
+    assert _shown(panel) == {"address", "timeout"}
+    panel.address.value = ""
+    panel.cluster_class.value = "dask_jobqueue.SLURMCluster"
+    assert "threads_per_worker" not in _shown(panel) and "cluster_kwargs" in _shown(panel)
+
+
+@pytest.mark.parametrize(
+    "mode, values, line",
+    [
+        ("local", {}, "%executor local"),
+        ("sync", {"workers": 4}, "%executor sync"),
+        ("threads", {"workers": 3}, "%executor threads --workers 3"),
+        ("processes", {"workers": 2}, "%executor processes --workers 2"),
+        ("dask", {"workers": 2}, "%executor dask --workers 2"),
+        (
+            "dask",
+            {"workers": 2, "threads_per_worker": 1, "processes": False, "memory_limit": "1GiB"},
+            "%executor dask --workers 2 --threads-per-worker 1 --no-processes --memory-limit 1GiB",
+        ),
+        (
+            "dask",
+            {"address": "tcp://10.0.0.5:8786", "workers": 3, "timeout": 5.0},
+            "%executor dask --address tcp://10.0.0.5:8786 --timeout 5.0",
+        ),
+        (
+            "dask",
+            {"cluster_class": "dask_jobqueue.SLURMCluster", "workers": 4,
+             "cluster_kwargs": '{"memory": "8GiB", "cores": 4}', "adapt_min": 1, "adapt_max": 10},
+            "%executor dask --workers 4 --cluster-class dask_jobqueue.SLURMCluster "
+            """--cluster-kwargs '{"cores": 4, "memory": "8GiB"}' --adapt 1 10""",
+        ),
+    ],
+)  # fmt: skip
+def test_magic_line_for_each_mode(mode, values, line):
+    panel = ExecutorPanel()
+    panel.mode.value = mode
+    for name, value in values.items():
+        panel.fields[name].value = value
+    assert panel.magic == line
+    assert panel.magic_text.value == line
+    assert panel.copy_button.text == line
+    parsed_mode, options = _roundtrip(panel)
+    assert parsed_mode == mode
+    assert options == panel.form_options()[0]
+
+
+def test_magic_text_is_selectable_but_not_editable():
+    panel = ExecutorPanel()
+    panel.mode.value = "threads"
+    panel.magic_text.value = "%executor dask --workers 99"
+    assert panel.magic_text.value == "%executor threads"
+
+
+def test_cluster_kwargs_validated_live():
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    panel.cluster_kwargs.value = '{"cores": 4'
+    assert "not valid JSON" in panel.kwargs_error.value
+    assert "cluster-kwargs" not in panel.magic
+    panel.cluster_kwargs.value = "[1, 2]"
+    assert "JSON object" in panel.kwargs_error.value
+    panel.cluster_kwargs.value = '{"cores": 4}'
+    assert panel.kwargs_error.value == ""
+    assert "--cluster-kwargs" in panel.magic
+
+
+def test_apply_and_stop():
+    panel = ExecutorPanel()
+    panel.mode.value = "threads"
+    panel.workers.value = 2
+    executor = panel.apply()
+    assert executor is nbexec.current()
+    assert executor.scheduler == "threads" and executor.describe().workers == 2
+    assert "executor: threads --workers 2" in panel.status.value
+    assert "workers: 2" in panel.status.value
+    assert panel.message.value == ""
+    panel.mode.value = "local"
+    panel.apply_button.click()
+    assert nbexec.current().mode == "local"
+    panel.stop_button.click()
+    assert nbexec.current() is None
+    assert "executor: none" in panel.status.value
+
+
+def test_panel_starts_from_the_session():
+    nbexec.use("threads", workers=3)
+    panel = ExecutorPanel()
+    assert panel.mode.value == "threads"
+    assert panel.workers.value == 3
+    assert panel.magic == "%executor threads --workers 3"
+
+
+def test_bad_value_keeps_the_previous_executor():
+    before = nbexec.use("threads", workers=1)
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    panel.memory_limit.value = "lots"
+    assert panel.apply() is None
+    assert nbexec.current() is before
+    assert "memory_limit" in panel.message.value and "lots" in panel.message.value
+    panel.memory_limit.value = ""
+    panel.cluster_kwargs.value = "{oops"
+    assert panel.apply() is None
+    assert "cluster_kwargs" in panel.message.value
+    assert nbexec.current() is before
+    panel.cluster_kwargs.value = ""
+    panel.cluster_class.value = "os.path"
+    panel.apply_button.click()
+    assert "not a distributed.deploy.Cluster subclass" in panel.message.value
+    assert nbexec.current() is before
+
+
+def test_unreachable_scheduler_shows_error_and_keeps_executor():
+    before = nbexec.use("local")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    panel.address.value = f"tcp://127.0.0.1:{port}"
+    panel.timeout.value = 1.0
+    assert panel.apply() is None
+    assert f"127.0.0.1:{port}" in panel.message.value
+    assert nbexec.current() is before
+    assert not panel.apply_button.disabled
+
+
+def test_status_shows_the_override(monkeypatch):
+    monkeypatch.setenv(session.ENV_VAR, "local")
+    panel = ExecutorPanel()
+    panel.mode.value = "threads"
+    panel.workers.value = 2
+    panel.apply()
+    assert nbexec.current().mode == "local"
+    assert "override: NBEXEC_EXECUTOR=&#x27;local&#x27;" in panel.status.value
+
+
+def test_last_run_table():
+    panel = ExecutorPanel()
+    run = Run(nbexec.LocalExecutor())
+    with run:
+        run.map(lambda x: x, range(3))
+    live.set_last_run(run)
+    tables = [c for c in panel.last_table.children if isinstance(c, RunTable)]
+    assert len(tables) == 1 and tables[0].run is run
+    assert "3 success" in tables[0].header.value
+
+
+def test_panel_text_plain(monkeypatch):
+    panel = ExecutorPanel()
+    bundle = panel._repr_mimebundle_()
+    assert bundle["text/plain"] == PANEL_TEXT and "text/html" in bundle
+    monkeypatch.setattr(nw, "in_kernel", lambda: True)
+    bundle = panel._repr_mimebundle_()
+    assert set(bundle) == {"text/plain", WIDGET_VIEW}
+    assert bundle["text/plain"] == PANEL_TEXT
+    assert repr(nbexec.ExecutorPanel()) == PANEL_TEXT
+
+
+def test_apply_dask_shows_dashboard_link():
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    panel.workers.value = 1
+    panel.processes.value = False
+    assert panel.magic == "%executor dask --workers 1 --no-processes"
+    executor = panel.apply()
+    assert executor is not None, panel.message.value
+    assert executor.client is not None
+    assert "workers: 1" in panel.status.value
+    assert 'dashboard: <a href="http://127.0.0.1:' in panel.status.value
