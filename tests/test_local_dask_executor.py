@@ -288,3 +288,23 @@ def test_interrupt_kills_running_process_tasks_and_keeps_the_pool(tmp_path):
         assert time.time() - t0 < 2
         assert ex.wait(ex.submit(abs, -3)) == 3
         assert len(ex._pool.pids) == 2
+
+
+def test_failed_process_pool_start_leaves_nothing_behind(monkeypatch):
+    import psutil
+
+    before_children = {p.pid for p in psutil.Process().children()}
+    monkeypatch.setattr("sys.executable", "/bin/false")  # children exit at once, never ready
+    ex = LocalDaskExecutor("processes", num_workers=2)
+    with pytest.raises(RuntimeError, match="before it started|died"):
+        with ex.start():
+            pass
+    assert not ex.started and ex._pool is None
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        left = {p.pid for p in psutil.Process().children()} - before_children
+        threads = [t for t in threading.enumerate() if t.name.startswith("nbexec-proc")]
+        if not left and not threads:
+            break
+        time.sleep(0.05)
+    assert not left and not threads
