@@ -198,3 +198,51 @@ def test_dask_table_gets_workers_and_link(local_cluster, monkeypatch):
     assert "1 worker" in view.table.header.value and "dashboard</a>" in view.table.header.value
     texts = [x._repr_mimebundle_()["text/plain"] for x in shown]
     assert texts[:2] == ["nbexec tasks: none", TEXT]  # the same as in local mode
+
+
+CELLS = [
+    "import nbexec\nfrom nbexec.widgets.live import show_run",
+    "run = nbexec.run('dask', workers=1, processes=False)\n"
+    "view = show_run(run, dashboard=True)\n"
+    "with run:\n    futures = run.map(lambda x: x + 1, range(20))\n"
+    "view.finish()",
+    "nbexec.ExecutorPanel()",
+    "nbexec.dashboard()",
+    "nbexec.stop()",
+]
+
+
+def _execute(monkeypatch, env: dict) -> list:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    with monkeypatch.context() as m:
+        for key, value in env.items():
+            m.setenv(key, value)
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = []
+    for cell in nb.cells:
+        for out in cell.outputs:
+            assert out.output_type in ("display_data", "execute_result"), out
+            data = dict(out.get("data", {}))
+            assert set(data) == {"text/plain", WIDGET_VIEW}, data
+            del data[WIDGET_VIEW]  # what nbval compares is what is left
+            outputs.append((out.output_type, data))
+    return outputs
+
+
+@pytest.mark.slow
+def test_kernel_outputs_compare_equal_under_override(monkeypatch):
+    """In a real kernel: widget views plus nbexec's text only, the same with NBEXEC_EXECUTOR=local."""
+    dask_outputs = _execute(monkeypatch, {})
+    local_outputs = _execute(monkeypatch, {session.ENV_VAR: "local"})
+    assert dask_outputs == local_outputs
+    assert [data["text/plain"] for _, data in dask_outputs] == [
+        "nbexec tasks: none",
+        TEXT,
+        "nbexec tasks: 20 tasks - 20 success\n  lambda  20 success",
+        "nbexec executor panel",
+        TEXT,
+    ]
