@@ -217,7 +217,11 @@ def _execute(monkeypatch, env: dict) -> list:
     from nbclient import NotebookClient
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     with monkeypatch.context() as m:
         for key, value in env.items():
             m.setenv(key, value)

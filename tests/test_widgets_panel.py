@@ -216,3 +216,19 @@ def test_apply_dask_shows_dashboard_link():
     assert executor.client is not None
     assert "workers: 1" in panel.status.value
     assert 'dashboard: <a href="http://127.0.0.1:' in panel.status.value
+
+
+def test_last_run_table_follows_runs_without_new_widgets():
+    panel = ExecutorPanel()
+    runs = []
+    for n in (2, 5):
+        run = Run(nbexec.LocalExecutor())
+        with run:
+            run.map(abs, range(n))
+        live.set_last_run(run)
+        runs.append(run)
+    table = panel.last_table.children[-1]
+    assert table.run is runs[-1]
+    assert table.rows["abs"].done.value == "5/5 done"
+    live.set_last_run(runs[-1])
+    assert panel.last_table.children[-1] is table

@@ -197,3 +197,12 @@ def test_updater_stops_with_the_view(kernel):
     thread = view._thread
     view.finish()
     assert not thread.is_alive()
+
+
+def test_no_table_shows_nothing(kernel):
+    run = Run(LocalExecutor())
+    view = live.show_run(run, table=False)
+    with run:
+        run.submit(abs, -3)
+    view.finish()
+    assert kernel == [] and view.table is None and view._thread is None

@@ -183,9 +183,9 @@ def dashboard(
     Dask: iframes of ``/individual-<plot>`` and a link to the full dashboard. Other modes: a
     task-stream chart (bokeh) of the run. Display it, or make it a cell's last expression.
     """
-    names = tuple(_plot_name(p) for p in (DEFAULT_PLOTS if plots is None else plots))
     if isinstance(plots, str):
-        names = (_plot_name(plots),)
+        plots = (plots,)
+    names = tuple(_plot_name(p) for p in (DEFAULT_PLOTS if plots is None else plots))
     view = DashboardView(names, height)
     ipywidgets = _base.ipywidgets_or_none() if widgets is not False else None
     from . import live

@@ -111,8 +111,9 @@ def _updater(ref: weakref.ref, stop: threading.Event, interval: float) -> None:
 class LiveView:
     """The live outputs of one run: ``table`` (a RunTable or None) and ``dashboard``."""
 
-    def __init__(self, run: Any, *, widgets: bool, interval: float = INTERVAL):
+    def __init__(self, run: Any, *, widgets: bool, table: bool = True, interval: float = INTERVAL):
         self.run = run
+        self.show_table = table
         self.widgets = widgets
         self.interval = interval
         self.table: Any = None
@@ -193,13 +194,14 @@ class LiveView:
         chart = getattr(self.dashboard, "chart", None)
         if chart is not None:
             chart.refresh()
-        if self.widgets:
-            from .table import SummaryView
+        if self.show_table:
+            if self.widgets:
+                from .table import SummaryView
 
-            self.summary = SummaryView.from_snapshot(snap)
-        else:
-            self.summary = _Static(render_text(snap), render_html(snap))
-        _base.display(self.summary)
+                self.summary = SummaryView.from_snapshot(snap)
+            else:
+                self.summary = _Static(render_text(snap), render_html(snap))
+            _base.display(self.summary)
         if self.dashboard is not None and getattr(self.dashboard, "deferred", False):
             self.dashboard.refresh()
             _base.display(self.dashboard)
@@ -222,7 +224,7 @@ def show_run(
         widgets = _base.use_widgets()
     except Exception:  # noqa: BLE001
         widgets = False
-    view = LiveView(run, widgets=widgets)
+    view = LiveView(run, widgets=widgets, table=table)
     try:
         _describe_into(run)
     except Exception:  # noqa: BLE001

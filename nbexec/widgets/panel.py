@@ -140,6 +140,8 @@ class ExecutorPanel:
         copy_cls = _copy_button_class() if self.widgets_available else None
         self.copy_button = copy_cls() if copy_cls is not None else None
         self.last_table = w.VBox([])
+        self._table: Any = None
+        self._last_label = w.HTML("<b>last run</b>")
         magic_row = [self.magic_text] + ([self.copy_button] if self.copy_button else [])
         self.widget = w.VBox(
             [self.mode, *self.fields.values(), self.kwargs_error,
@@ -333,7 +335,13 @@ class ExecutorPanel:
         elif self.widgets_available:
             from .table import RunTable
 
-            self.last_table.children = (self._w.HTML("<b>last run</b>"), RunTable(run))
+            if self._table is None:
+                self._table = RunTable(run)
+            elif self._table.run is not run:
+                self._table.set_run(run)
+            else:
+                self._table.refresh()
+            self.last_table.children = (self._last_label, self._table)
         else:
             self.last_table.children = (_Stub(value=render_html(run.snapshot())),)
 

@@ -96,6 +96,12 @@ class NameRowView(w.HBox):
             **kwargs,
         )
 
+    def close_all(self) -> None:
+        """Close this row and its child widgets."""
+        for child in self.children:
+            child.close()
+        self.close()
+
     def update(self, row: NameRow) -> None:
         """Show ``row``'s counts; traits that did not change send nothing."""
         _set(self.bar, "value", _bar(row.counts, row.total))
@@ -129,6 +135,16 @@ class RunTable(w.VBox):
             [self.header, self.rows_box, self.more, self.failures, self.slowest], **kwargs
         )
         self.add_class("nbexec-table")
+        self.refresh()
+
+    def set_run(self, run: Any) -> None:
+        """Show ``run`` instead (the rows of the previous run are closed)."""
+        rows, self.rows = self.rows, {}
+        self.rows_box.children = ()
+        for row in rows.values():
+            row.close_all()
+        self.run = run
+        self._layout_key = ()
         self.refresh()
 
     def refresh(self, snapshot: Snapshot | None = None) -> Snapshot:
