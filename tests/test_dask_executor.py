@@ -506,7 +506,13 @@ def test_no_scheduler_round_trip_per_task(ext):
         ourss.append(_per_task(ours, n))
     raw_us, our_us = sorted(raws)[1], sorted(ourss)[1]
     print(f"\nraw client.submit {raw_us:.0f} us/task, DaskExecutor.submit {our_us:.0f} us/task")
-    assert our_us < raw_us * 1.5
+    assert our_us < raw_us * 2.0  # loose: shared 2-core machines are noisy; see the benchmarks
+    # Structural: no task opened a worker client or a distributed.Event (Prefect's per-task check).
+    assert not any(client.run(lambda dask_worker: dask_worker._client is not None).values())
+    events = client.run_on_scheduler(
+        lambda dask_scheduler: len(dask_scheduler.extensions["events"]._events)
+    )
+    assert events == 0
     assert (
         len(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.clients)))
         == n_clients

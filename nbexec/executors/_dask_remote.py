@@ -138,9 +138,10 @@ def _new_emitter(topic: str, pid: int) -> Emitter:
 
 
 class Emitter:
-    """Picklable ``emit(key, event, info)`` that logs ``[key, event, info]`` to a Dask event topic.
+    """Picklable ``emit(key, event, info)`` that logs ``[[key, event, info], ...]`` to a Dask topic.
 
-    On a worker it uses the worker's batched stream to the scheduler; elsewhere it calls the local
+    On a worker, events are batched per worker (one ``log_event`` per ~20 ms, so the scheduler
+    handles one message per batch, not per event), in order; elsewhere it calls the local
     callback when it is in the process that made it, else the current client's ``log_event``.
     """
 
@@ -159,11 +160,33 @@ class Emitter:
         msg = [key, event, info or {}]
         worker = _worker_or_none()
         if worker is not None:
-            worker.log_event(self.topic, msg)
+            _buffer_event(worker, self.topic, msg)
         elif self._local is not None and os.getpid() == self._pid:
             self._local(key, event, info or {})
         else:
-            distributed.get_client().log_event(self.topic, msg)
+            distributed.get_client().log_event(self.topic, [msg])
+
+
+_FLUSH_DELAY = 0.02  # seconds: events from one worker reach the scheduler in batches
+
+
+def _buffer_event(worker: Any, topic: str, msg: list) -> None:
+    """Queue ``msg``; the first event of a batch schedules one ``log_event`` for the whole batch."""
+    buffers = worker.__dict__.setdefault("_nbexec_events", {})
+    lock, pending = buffers.setdefault(topic, (threading.Lock(), []))
+    with lock:
+        pending.append(msg)
+        first = len(pending) == 1
+    if first:
+
+        def flush() -> None:
+            with lock:
+                batch = pending[:]
+                pending.clear()
+            if batch:
+                worker.log_event(topic, batch)
+
+        worker.loop.add_callback(worker.loop.call_later, _FLUSH_DELAY, flush)
 
 
 def dask_setup(worker: Any) -> None:

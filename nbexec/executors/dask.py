@@ -183,10 +183,14 @@ class DaskExecutor(Executor):
         self._token: str | None = None
         self._futures: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._channels: list[EventChannel] = []
+        self._watchers: list[Callable[[str, str | None, int], None]] = []
+        self._workers: set[str] | None = None
+        self._watching = False
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("client", "_cluster", "_token", "_futures", "_channels"):
+        for name in ("client", "_cluster", "_token", "_futures", "_channels", "_watchers",
+                     "_workers", "_watching"):  # fmt: skip
             state.pop(name, None)
         return state
 
@@ -228,6 +232,7 @@ class DaskExecutor(Executor):
                     self.watch_worker_status is None and not self.adapt_kwargs
                 ):
                     client.subscribe_topic("all", self._on_scheduler_event)
+                    self._watching = True
                 yield
             finally:
                 try:
@@ -398,8 +403,8 @@ class DaskExecutor(Executor):
 
         def handler(event: tuple) -> None:
             try:
-                key, name, info = event[1]
-                callback(key, name, info)
+                for key, name, info in event[1]:
+                    callback(key, name, info)
             except Exception:  # noqa: BLE001 - never break the client's event loop
                 logger.exception("Error in event callback")
 
@@ -441,11 +446,47 @@ class DaskExecutor(Executor):
         action = msg.get("action") if isinstance(msg, dict) else None
         try:
             if action == "add-worker":
+                self._notify_watchers("add", msg["worker"])
                 await self.on_worker_status_changed("add", {"workers": {msg["worker"]: {}}})
             elif action == "remove-worker":
+                self._notify_watchers("remove", msg["worker"])
                 await self.on_worker_status_changed("remove", msg["worker"])
         except Exception:  # noqa: BLE001 - as the seed: logged, never raised
             self.logger.debug("Failure while watching dask worker events", exc_info=True)
+
+    def watch_workers(self, callback: Callable[[str, str | None, int], None]) -> Callable[[], None]:
+        """Call ``callback(op, worker, n_workers)`` on worker events while started (nbexec extension).
+
+        ``op`` is "now" (once, at once, with the current count), "add" or "remove". Returns a
+        function that stops the calls. Needs the worker-status watch (on unless adaptive).
+        """
+        client = self._require_client()
+        if not self._watching:
+            return lambda: None
+        if self._workers is None:
+            self._workers = set(client.scheduler_info(n_workers=-1).get("workers", {}))
+        self._watchers.append(callback)
+        callback("now", None, len(self._workers))
+
+        def stop() -> None:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+        return stop
+
+    def _notify_watchers(self, op: str, worker: str) -> None:
+        workers = self._workers
+        if workers is None:
+            return
+        if op == "add":
+            workers.add(worker)
+        else:
+            workers.discard(worker)
+        for callback in list(self._watchers):
+            try:
+                callback(op, worker, len(workers))
+            except Exception:  # noqa: BLE001 - never break the client's event loop
+                self.logger.exception("Error in worker watch callback")
 
     def describe(self) -> ExecutorInfo:
         """Workers, threads, memory, dashboard link and scheduler address (while started)."""
