@@ -6,7 +6,8 @@
 
 The .ipynb files are the source of truth: edit them in JupyterLab, then refresh. ``--from-source``
 writes notebooks/NAME.ipynb from a percent-format file NAME.py (cells start at ``# %%`` lines,
-markdown cells at ``# %% [markdown]``, their lines prefixed with ``# ``) and executes it.
+markdown cells at ``# %% [markdown]``, their lines prefixed with ``# ``; cell tags as
+jupytext writes them, ``# %% tags=["raises-exception"]``) and executes it.
 Execution uses nbclient with the ``python3`` kernel, the notebook's folder as working directory and
 ``NBEXEC_EXECUTOR`` removed, so each notebook stores the outputs of the modes it names.
 """
@@ -14,6 +15,7 @@ Execution uses nbclient with the ``python3`` kernel, the notebook's folder as wo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -27,11 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 MAX_BYTES = 1 << 20
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-_CELL = re.compile(r"^# %%(?P<md> \[markdown\])?[^\n]*\n", re.MULTILINE)
+_CELL = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*?\]))?[^\n]*\n", re.MULTILINE)
 
 
 def cells_from_source(text: str) -> list[nbformat.NotebookNode]:
-    """Notebook cells from percent-format text (``# %%`` code, ``# %% [markdown]`` markdown)."""
+    """Notebook cells from percent-format text (``# %%`` code, ``# %% [markdown]`` markdown).
+
+    A header may end with jupytext's ``tags=["raises-exception"]``.
+    """
     cells = []
     marks = list(_CELL.finditer(text))
     for i, mark in enumerate(marks):
@@ -42,6 +47,8 @@ def cells_from_source(text: str) -> list[nbformat.NotebookNode]:
             cells.append(nbformat.v4.new_markdown_cell("\n".join(lines)))
         else:
             cells.append(nbformat.v4.new_code_cell(body))
+        if mark.group("tags"):
+            cells[-1].metadata["tags"] = json.loads(mark.group("tags"))
     return cells
 
 
