@@ -211,7 +211,10 @@ def test_apply_dask_shows_dashboard_link():
     panel.workers.value = 1
     panel.processes.value = False
     assert panel.magic == "%executor dask --workers 1 --no-processes"
+    messages = []
+    panel.message.observe(lambda change: messages.append(change["new"]), names="value")
     executor = panel.apply()
+    assert "starting a Dask cluster…" in messages[0] and messages[-1] == ""
     assert executor is not None, panel.message.value
     assert executor.client is not None
     assert "workers: 1" in panel.status.value
@@ -232,3 +235,10 @@ def test_last_run_table_follows_runs_without_new_widgets():
     assert table.rows["abs"].done.value == "5/5 done"
     live.set_last_run(runs[-1])
     assert panel.last_table.children[-1] is table
+
+
+def test_copy_button_copies_the_line():
+    panel = ExecutorPanel()
+    panel.mode.value = "processes"
+    assert panel.copy_button.text == "%executor processes"
+    assert "navigator.clipboard.writeText" in panel.copy_button._esm
