@@ -184,7 +184,12 @@ def running_kernel(
         full_env = {k: v for k, v in os.environ.items() if k not in unset}
         full_env.update(env or {})
         full_env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        km = KernelManager(kernel_name=_SPEC_NAME, kernel_spec_manager=_write_spec(Path(tmp)))
+        km = KernelManager(
+            kernel_name=_SPEC_NAME,
+            kernel_spec_manager=_write_spec(Path(tmp)),
+            transport="ipc",  # local sockets: no TCP ports, no "running over TCP" warning
+            ip=str(Path(tmp, "kernel")),
+        )
         km.start_kernel(env=full_env, cwd=str(cwd or tmp))
         kernel = None
         try:
