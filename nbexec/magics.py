@@ -98,29 +98,6 @@ def _bound_names(tree: ast.Module) -> set[str]:
     return names
 
 
-class _TextSummary:
-    """Stand-in for the live table until ``nbexec.widgets.live`` exists: one summary at the end."""
-
-    def __init__(self, run: Run, table: bool):
-        self.run, self.table = run, table
-
-    def finish(self) -> None:
-        if self.table and self.run.futures:
-            from IPython.display import display
-
-            display({"text/plain": repr(self.run.table)}, raw=True)
-
-
-def _show(run: Run, table: bool, dashboard: bool) -> Any:
-    try:
-        from .widgets.live import show_run
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("nbexec.widgets", "nbexec.widgets.live"):
-            raise
-        return _TextSummary(run, table)
-    return show_run(run, table=table, dashboard=dashboard)
-
-
 @magics_class
 class ExecutorMagics(Magics):
     """``%executor`` and ``%%executor``."""
@@ -173,14 +150,9 @@ class ExecutorMagics(Magics):
         session.use(mode, **options)
 
     def _panel(self) -> None:
-        try:
-            from .widgets.panel import ExecutorPanel
-        except ModuleNotFoundError as exc:
-            if exc.name not in ("nbexec.widgets", "nbexec.widgets.panel"):
-                raise
-            print(session.status().text())
-            return
         from IPython.display import display
+
+        from .widgets.panel import ExecutorPanel
 
         display(ExecutorPanel())
 
@@ -194,7 +166,11 @@ class ExecutorMagics(Magics):
         body, last, names = self._compile(cell)
         run = Run(session.ensure(mode, **options))
         _last_run = run
-        view = _show(run, not display.get("no_table"), bool(display.get("dashboard")))
+        from .widgets.live import show_run  # widgets degrade to HTML/text without ipywidgets
+
+        view = show_run(
+            run, table=not display.get("no_table"), dashboard=bool(display.get("dashboard"))
+        )
         ns = self.shell.user_ns
         before = dict(ns)
         value = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -284,6 +285,7 @@ def test_failure_traceback_shows_user_function_not_internals(shell, mode, capsys
 def test_error_in_cell_code_interrupts_tasks_and_propagates(shell, mode):
     sleep = 0 if mode == "local" else 5  # local runs tasks inline, before the error
     code = f"""%%executor {MODES[mode]} --no-table
+import sys
 import time
 done = inc(1)
 slow = nbexec.submit(time.sleep, {sleep})
@@ -373,3 +375,14 @@ def test_override_replaces_the_notebooks_mode_silently(shell, monkeypatch, capsy
     assert session.current_mode() == ("local", {})
     with pytest.raises(UsageError):
         run(shell, "%executor threads -n x")
+
+
+def test_without_ipywidgets_everything_degrades_to_text(shell, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    assert run(shell, "%%executor threads -n 2\n[inc(1), inc(2)]") == [2, 3]
+    out = capsys.readouterr().out
+    assert "inc" in out and "2 success" in out  # the run's summary as text
+    run(shell, "%executor")  # the panel's text/HTML fallback; nothing raises
+    assert capsys.readouterr().out.strip()
+    run(shell, "%executor status")
+    assert "executor: threads --workers 2" in capsys.readouterr().out
