@@ -92,6 +92,11 @@ def render_html(snapshot: Snapshot, *, details: bool = True) -> str:
     if info.get("dashboard_link"):
         link = esc(str(info["dashboard_link"]))
         header.append(f'<a href="{link}" target="_blank">dashboard</a>')
+    if info.get("workers_lost"):
+        lost = info["workers_lost"]
+        header.append(f"{lost} worker{'s' if lost != 1 else ''} lost")
+    if info.get("note"):
+        header.append(f"<b>{esc(str(info['note']))}</b>")
     if snapshot.workers:
         header.append(
             f"{len(snapshot.workers)} worker{'s' if len(snapshot.workers) != 1 else ''} used"

@@ -26,6 +26,7 @@ from .tracking import TERMINAL, Snapshot, Tracker
 __all__ = ["Run", "TaskFuture", "TaskFailed", "current_run"]
 
 _stack = threading.local()
+NO_WORKERS = "no workers: tasks wait until a worker joins"
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
@@ -173,6 +174,9 @@ class Run:
             channel = self.executor.event_channel(self.tracker.event)
             stack.callback(channel.close)
             self._emit = channel.emit
+            watch = getattr(self.executor, "watch_workers", None)
+            if watch is not None:
+                stack.callback(watch(self._on_workers))
             if self._track_dask and "dask" in sys.modules:
                 import dask
 
@@ -202,6 +206,16 @@ class Run:
             self._stack.close()
         if exc_type is None:
             self.raise_failure()
+
+    def _on_workers(self, op: str, worker: str | None, n_workers: int) -> None:
+        """Worker events of a cluster executor: count losses, say why nothing runs with none."""
+        info = self.tracker.info
+        lost = info.get("workers_lost", 0) + (op == "remove")
+        self.tracker.set_info(
+            workers=n_workers,
+            workers_lost=lost or None,
+            note=NO_WORKERS if n_workers == 0 else None,
+        )
 
     # --- submission ----------------------------------------------------------------------------
 

@@ -251,6 +251,16 @@ class Tracker:
         elif event == "retrying":
             self.retrying(task_id, info.get("attempt", 1), info.get("error"))
 
+    def set_info(self, **items: object) -> None:
+        """Update ``info`` (a None value removes the item) so that views see a new version."""
+        with self._lock:
+            for name, value in items.items():
+                if value is None:
+                    self.info.pop(name, None)
+                else:
+                    self.info[name] = value
+            self.version += 1
+
     def wait_all(self, timeout: float | None = None) -> bool:
         """Block until no task is open (or ``timeout`` passes); True if none is open."""
         with self._lock:
