@@ -59,8 +59,11 @@ def probe_scheduler(address: str, security: Any, timeout: float) -> dict:
         ) from error
     if isinstance(error, OSError):
         raise OSError(f"Cannot reach the Dask scheduler at {address}: {error}") from error
-    if error is not None:
-        raise OSError(f"Cannot reach the Dask scheduler at {address}: {error!r}") from error
+    if error is not None:  # something answered, but not in Dask's protocol
+        raise OSError(
+            f"{address} did not answer as a Dask scheduler ({type(error).__name__} reading "
+            "its reply)"
+        ) from error
     identity = result["identity"]
     if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
         raise OSError(f"{address} did not answer as a Dask scheduler: {identity!r}")
