@@ -24,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -120,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         print("no notebooks matched", file=sys.stderr)
         return 2
     for path in paths:
-        seconds = execute(path, args.timeout)
+        try:
+            seconds = execute(path, args.timeout)
+        except CellExecutionError as exc:
+            print(f"{path.relative_to(ROOT)}: {exc}", file=sys.stderr)
+            return 1
         kib = path.stat().st_size / 1024
         print(f"executed {path.relative_to(ROOT)} in {seconds:.1f} s ({kib:.0f} KiB)", flush=True)
     return 0
