@@ -77,3 +77,18 @@ class TaskCall:
                         time.sleep(self.retry_delay)
         finally:
             thread._nbexec_depth -= 1
+
+
+class MappedTaskCall(TaskCall):
+    """A TaskCall shared by every element of a map: the task id comes as the first argument."""
+
+    __slots__ = ()
+
+    def __init__(self, fn, emit, retries=0, retry_delay=0.0):
+        super().__init__(fn, None, emit, retries, retry_delay)
+
+    def __reduce__(self):
+        return (MappedTaskCall, (self.fn, self.emit, self.retries, self.retry_delay))
+
+    def __call__(self, task_id, *args):
+        return TaskCall(self.fn, task_id, self.emit, self.retries, self.retry_delay)(*args)

@@ -13,12 +13,13 @@ import os
 import sys
 import threading
 import traceback as tb_module
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError
 from functools import partial
 from typing import Any
 
-from ._taskcall import TaskCall
+from ._taskcall import MappedTaskCall, TaskCall
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
 from .tracking import TERMINAL, Snapshot, Tracker
@@ -26,6 +27,7 @@ from .tracking import TERMINAL, Snapshot, Tracker
 __all__ = ["Run", "TaskFuture", "TaskFailed", "current_run"]
 
 _stack = threading.local()
+_lingering: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 NO_WORKERS = "no workers: tasks wait until a worker joins"
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
@@ -171,8 +173,13 @@ class Run:
         try:
             if not self.executor.started:
                 stack.enter_context(self.executor.start())
+            lingering = _lingering.pop(self.executor, None)
+            if lingering is not None:
+                lingering.close()
             channel = self.executor.event_channel(self.tracker.event)
-            stack.callback(channel.close)
+            # Events may trail the results (Dask routes them through the scheduler): the channel
+            # stays open until the next run on this executor starts, or the executor stops.
+            stack.callback(_lingering.__setitem__, self.executor, channel)
             self._emit = channel.emit
             watch = getattr(self.executor, "watch_workers", None)
             if watch is not None:
@@ -243,10 +250,41 @@ class Run:
             )
         else:
             name, tags, retries, delay = _name_of(fn), (), 0, 0.0
-        return [
-            self._submit(fn, name, args, {}, tags, retries, delay, index)
-            for index, args in enumerate(zip(*iterables))
-        ]
+        items = list(zip(*iterables))
+        batch = getattr(self.executor, "map", None)
+        if (
+            batch is None
+            or not items
+            or any(isinstance(a, _SCANNED) for args in items for a in args)
+        ):
+            return [
+                self._submit(fn, name, args, {}, tags, retries, delay, index)
+                for index, args in enumerate(items)
+            ]
+        return self._map_batch(batch, fn, name, items, tags, retries, delay)
+
+    def _map_batch(self, batch, fn, name, items, tags, retries, delay) -> list[TaskFuture]:
+        """One executor ``map`` call for all elements (Dask: ``client.map``)."""
+        if not self._active:
+            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+        tracker = self.tracker
+        ids = [tracker.add(name, "") for _ in items]
+        call = MappedTaskCall(fn, self._emit, retries, delay)
+        context = {"task_name": name, "task_tags": tuple(tags)}
+        try:
+            efuts = batch(call, ids, *zip(*items), extra_context=context)
+        except BaseException as exc:
+            for task_id in ids:
+                tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        futures = []
+        for task_id, efut in zip(ids, efuts):
+            tracker.record(task_id).key = getattr(efut, "key", None) or f"{name}-{task_id}"
+            future = TaskFuture(self, task_id, efut, None)
+            futures.append(future)
+            efut.add_done_callback(partial(self._on_done, future))
+        self.futures.extend(futures)
+        return futures
 
     def _submit(
         self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None

@@ -179,11 +179,16 @@ class Tracker:
         """The task's code started executing (attempt ``attempt``) at ``t`` on ``where``."""
         with self._lock:
             record = self._records[task_id]
+            record.attempts = max(record.attempts, attempt)
             if record.state in TERMINAL:
-                return  # a late event: the outcome is already known
+                # A late event (Dask sends them through the scheduler): keep where and when only.
+                if record.started is None and t is not None:
+                    record.started = t
+                if where is not None and record.where is None:
+                    record.where = self._interned.setdefault(where, where)
+                return
             if record.started is None:
                 record.started = t or time.time()
-            record.attempts = max(record.attempts, attempt)
             if where is not None and record.where is None:
                 record.where = self._interned.setdefault(where, where)
                 self._workers[record.where] = self._workers.get(record.where, 0) + 1
@@ -194,9 +199,9 @@ class Tracker:
         """Attempt ``attempt`` failed; another follows after the retry delay."""
         with self._lock:
             record = self._records[task_id]
+            record.attempts = max(record.attempts, attempt)
             if record.state in TERMINAL:
                 return
-            record.attempts = max(record.attempts, attempt)
             record.error = error
             self._move(record, "retrying")
             self.version += 1
