@@ -2,9 +2,13 @@
 thread, process or worker, coloured by task name.
 
 Only the last ``LIMIT`` tasks are drawn, so a redraw costs the same for any run size. The chart is a
-bokeh figure shown through jupyter_bokeh's ``BokehModel`` widget: its JupyterLab extension ships
-BokehJS (matched to bokeh's version), so nothing is fetched from a CDN and no megabytes of
-JavaScript are stored in the notebook. Without widgets the same data renders as a small SVG.
+bokeh figure in jupyter_bokeh's ``BokehModel`` widget. jupyter_bokeh's JupyterLab extension renders
+it with the page's BokehJS but does not ship BokehJS (it expects ``output_notebook()``: a CDN, or
+megabytes inlined in the notebook). So displaying the chart shows a small loader (``bokehjs.js``)
+first: it asks the kernel for bokeh's own ``bokeh.min.js``, which comes as a comm message buffer
+(nothing fetched from a CDN, nothing stored in the notebook), and once BokehJS is in the page the
+chart is added. Comm messages are handled while the kernel is idle, so the chart appears when the
+cell that displayed it ends. Without widgets the same data renders as a small SVG.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import functools
 import html
 import time
+from pathlib import Path
 from typing import Any
 
 from .. import widgets as _base
@@ -184,14 +189,73 @@ class TaskStream:
 
 
 @functools.cache
+def _bokehjs() -> bytes:
+    from bokeh.util.paths import bokehjsdir
+
+    return (Path(bokehjsdir()) / "js" / "bokeh.min.js").read_bytes()
+
+
+@functools.cache
+def _loader_class() -> type | None:
+    try:
+        import anywidget
+    except ImportError:
+        return None
+
+    class BokehJSLoader(anywidget.AnyWidget):
+        """Puts BokehJS into the page (sent by the kernel on request), then calls ``on_ready``."""
+
+        _esm = Path(__file__).with_name("bokehjs.js")
+
+        def __init__(self, on_ready: Any, **kwargs: Any):
+            super().__init__(**kwargs)
+            self._on_ready = on_ready
+            self.on_msg(self._message)
+
+        def _message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+            kind = content.get("kind") if isinstance(content, dict) else None
+            if kind == "want":
+                self.send({"kind": "bokehjs"}, [_bokehjs()])
+            elif kind == "ready":
+                self._on_ready()
+
+        def __repr__(self) -> str:
+            return "nbexec BokehJS loader"
+
+    return BokehJSLoader
+
+
+@functools.cache
 def _chart_widget_class() -> type:
+    import ipywidgets
     from jupyter_bokeh import BokehModel
 
     class ChartWidget(BokehModel):
-        """jupyter_bokeh's widget with nbexec's text/plain instead of the trait dump."""
+        """jupyter_bokeh's widget with nbexec's text/plain instead of the trait dump.
+
+        Displayed, it shows a box holding the BokehJS loader; the chart joins it once the page has
+        BokehJS (its render bundle is refreshed then, so it shows the figure as it is now).
+        """
+
+        def _shown(self) -> Any:
+            box = getattr(self, "_box", None)
+            loader_class = _loader_class()
+            if box is None and loader_class is not None:
+                box = self._box = ipywidgets.VBox([loader_class(self._add_chart)])
+                box.add_class("nbexec-task-stream")
+            return box
+
+        def _add_chart(self) -> None:
+            box = self._box
+            if self not in box.children:
+                self.render_bundle = self._model_to_traits(self._model)
+                box.children = (*box.children, self)
 
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-            return _base.with_text(super()._repr_mimebundle_(**kwargs), "nbexec task stream")
+            box = self._shown()
+            bundle = super()._repr_mimebundle_(**kwargs) if box is None else (
+                box._repr_mimebundle_(**kwargs))  # fmt: skip
+            return _base.with_text(bundle, "nbexec task stream")
 
         def __repr__(self) -> str:
             return "nbexec task stream"
