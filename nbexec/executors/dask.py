@@ -44,12 +44,11 @@ _NOT_STARTED = "This executor has not been started."
 def import_cluster_class(name: str) -> type:
     """Import ``name`` (a dotted name) and return it if it is a ``distributed.deploy.Cluster`` subclass."""
     obj: Any = None
-    try:
-        obj = importlib.import_module(name)
-    except ImportError:
-        module_name, _, attr = name.rpartition(".")
+    # Only the module part is imported (never ``name`` itself as a module: a class is an attribute).
+    module_name, _, attr = name.rpartition(".")
+    if module_name and all(part.isidentifier() for part in name.split(".")):
         try:
-            obj = getattr(importlib.import_module(module_name), attr) if module_name else None
+            obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError):
             obj = None
     if not (isinstance(obj, type) and issubclass(obj, Cluster)):
