@@ -125,6 +125,12 @@ class TaskFuture:
             raise
         except CancelledError:
             raise CancelledError(self._cancel_reason()) from None
+        except Exception as exc:
+            if getattr(self._efut, "status", None) == "finished" and not isinstance(
+                exc, TimeoutError
+            ):  # the task succeeded where it ran, but its value cannot come back (e.g. unpicklable)
+                raise TaskFailed(self.name, self.key, exc) from exc
+            raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The task's exception, or None if it succeeded."""
@@ -480,7 +486,10 @@ class Run:
             return obj
         futures = list(done.values())
         if hasattr(futures[0]._efut, "client"):  # distributed futures: one gather for all
-            values = self.executor.wait([f._efut for f in futures])
+            try:
+                values = self.executor.wait([f._efut for f in futures])
+            except Exception:  # one by one, to name the task whose value cannot come back
+                values = [f.result() for f in futures]
         else:
             values = [f._efut.result() for f in futures]
         by_id = {id(f): v for f, v in zip(futures, values)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import pickle
 import uuid
 import warnings
 import weakref
@@ -344,16 +345,20 @@ class DaskExecutor(Executor):
         key = make_task_key(extra_context) or f"{funcname(fn)}-{uuid.uuid4().hex}"
         resources = parse_resources(extra_context.get("task_tags")) if extra_context else None
         token = None if self.disable_cancellation_event else self._token
-        future = client.submit(
-            remote._shipped(remote.run_task),
-            token,
-            remote.ByValue(fn),
-            args,
-            kwargs,
-            key=key,
-            pure=False,
-            resources=resources or None,
-        )
+        try:
+            future = client.submit(
+                remote._shipped(remote.run_task),
+                token,
+                remote.ByValue(fn),
+                args,
+                kwargs,
+                key=key,
+                pure=False,
+                resources=resources or None,
+            )
+        except (TypeError, pickle.PicklingError) as exc:
+            _raise_if_unpicklable(exc, f"task {key!r}")
+            raise
         if token is not None and self._cluster is None:
             self._futures[key] = future
         return future
@@ -378,11 +383,17 @@ class DaskExecutor(Executor):
         resources = parse_resources(context.get("task_tags")) or None
         token = None if self.disable_cancellation_event else self._token
         call = remote.MapCall(token, fn)
-        futures = (
-            client.map(call, *zip(*items, strict=True), key=keys, pure=False, resources=resources)
-            if items
-            else []
-        )
+        try:
+            futures = (
+                client.map(
+                    call, *zip(*items, strict=True), key=keys, pure=False, resources=resources
+                )
+                if items
+                else []
+            )
+        except (TypeError, pickle.PicklingError) as exc:
+            _raise_if_unpicklable(exc, f"the {len(keys)} tasks {keys[0].rsplit('-', 2)[0]!r}")
+            raise
         if token is not None and self._cluster is None:
             for future in futures:
                 self._futures[future.key] = future
@@ -521,6 +532,15 @@ class DaskExecutor(Executor):
         except OSError:
             self.logger.exception("Failed to read the performance report")
             return ""
+
+
+def _raise_if_unpicklable(exc: BaseException, what: str) -> None:
+    """Re-raise a serialization failure of ``client.submit``/``map`` as a TypeError naming ``what``."""
+    if isinstance(exc, pickle.PicklingError) or "serialize" in str(exc.args[0] if exc.args else ""):
+        cause = exc.__cause__ or exc
+        raise TypeError(
+            f"cannot pickle the function or arguments of {what}: {type(cause).__name__}: {cause}"
+        ) from exc
 
 
 def _qualname(obj: Any) -> str:
