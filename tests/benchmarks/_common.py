@@ -172,10 +172,10 @@ def machine() -> str:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         load = "?"
+    import subprocess
+
     import dask
     import distributed
-
-    import subprocess
 
     here = os.path.dirname(os.path.abspath(__file__))
     try:

@@ -36,12 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.pop("NBEXEC_EXECUTOR", None)  # measure the mode named here, not an override
 
 from _common import (  # noqa: E402
-    Row,
     delta_row,
     interleave,
     machine,
     median,
-    paired_ratio,
     ratio_row,
     table,
     timed,
@@ -176,8 +174,8 @@ def bench_mode(mode, sizes, reps, map_sizes=None):
                 cases.append(("raw", lambda n=n: timed(lambda: [inc(i) for i in range(n)])))
             elif mode == "dask":
                 client = ex.client
-                cases.append(("raw", lambda n=n: timed(
-                    lambda: client.gather([client.submit(inc, i, pure=False) for i in range(n)]))))  # fmt: skip
+                cases.append(("raw", lambda n=n, c=client: timed(
+                    lambda: c.gather([c.submit(inc, i, pure=False) for i in range(n)]))))  # fmt: skip
             else:
                 get = {"threads": dask.threaded.get, "sync": dask.get}.get(mode)
 
@@ -226,7 +224,7 @@ def bench_mode(mode, sizes, reps, map_sizes=None):
         for n in map_sizes or ():
             client = ex.client
             cases = [
-                ("raw", lambda n=n: timed(lambda: client.gather(client.map(inc, range(n), pure=False)))),
+                ("raw", lambda n=n, c=client: timed(lambda: c.gather(c.map(inc, range(n), pure=False)))),
                 ("exec", lambda n=n: exec_map(ex, n)),
                 ("map", lambda n=n: run_map(mode, n)),
             ]  # fmt: skip
