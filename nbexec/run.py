@@ -68,10 +68,15 @@ def _future_failed(efut: Any) -> bool:
     return efut.cancelled() or efut.exception() is not None
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_LIBRARY_DIRS = tuple(
+    os.path.join("site-packages", name, "") for name in ("dask", "distributed", "tornado")
+) + (os.path.join("concurrent", "futures", ""),)
+
+
 def _user_traceback(exc: BaseException) -> BaseException:
     """Drop leading frames of nbexec and executor internals so the user's function comes first."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    internals = (package, os.path.join("concurrent", "futures"), os.path.join("distributed", ""))
+    internals = (_PACKAGE_DIR, *_LIBRARY_DIRS)
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         filename = tb.tb_frame.f_code.co_filename

@@ -111,10 +111,10 @@ class ByValue:
 
     def __reduce__(self) -> tuple:
         data = self.data
-        if data is None:
-            import cloudpickle
+        if data is None:  # pickling happens on the client, where nbexec is installed
+            from nbexec.executors._pickling import dumps
 
-            data = cloudpickle.dumps(self.obj, protocol=pickle.HIGHEST_PROTOCOL)
+            data = dumps(self.obj, protocol=pickle.HIGHEST_PROTOCOL)
         return (pickle.loads, (data,))
 
 
@@ -125,9 +125,9 @@ def _shipped(fn: Callable) -> ByValue:
     """``ByValue(fn)`` for a function of this module, its bytes computed once per process."""
     data = _BYTES.get(fn.__name__)
     if data is None:
-        import cloudpickle
+        from nbexec.executors._pickling import dumps
 
-        data = _BYTES[fn.__name__] = cloudpickle.dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _BYTES[fn.__name__] = dumps(fn, protocol=pickle.HIGHEST_PROTOCOL)
     return ByValue(fn, data)
 
 

@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-import cloudpickle
 
 from . import _procworker as pw
+from ._pickling import dumps
 from ._threadpool import _finish, force_cancel
 
 __all__ = ["ProcPool", "WorkerDiedError", "TaskPicklingError", "RemoteTraceback"]
@@ -232,12 +232,12 @@ class ProcPool(Executor):
         try:
             if split:
                 raise ValueError("one frame per task")
-            frames = [(len(tasks), cloudpickle.dumps(items, protocol=5))]
+            frames = [(len(tasks), dumps(items, protocol=5))]
         except BaseException:
             frames = []
             for t, item in zip(tasks, items, strict=True):
                 try:
-                    frames.append((1, cloudpickle.dumps([item], protocol=5)))
+                    frames.append((1, dumps([item], protocol=5)))
                 except BaseException as exc:
                     failed.append((t, exc))
         chunks: list = []
@@ -332,8 +332,10 @@ class ProcPool(Executor):
             exc = TaskPicklingError(
                 f"{where} failed; what it sent back could not be pickled:\n{text}"
             )
-        else:
+        elif exc.__traceback__ is None:  # the traceback did not travel: keep its text
             exc.__cause__ = RemoteTraceback(f'\n"""\nRaised by {where}:\n{text}"""')
+        elif hasattr(exc, "add_note"):
+            exc.add_note(f"(raised by {where})")
         _finish(future, exc=exc)
 
     def _on_loadfail(self, child: _Child, body: bytes) -> None:

@@ -76,6 +76,16 @@ def _read_exact(fd: int, n: int) -> bytes | None:
     return bytes(buf)
 
 
+def _keep_traceback(exc: BaseException) -> None:
+    """Let ``exc`` pickle with its traceback (tblib), so the parent shows the real frames."""
+    try:
+        from tblib import pickling_support
+
+        pickling_support.install(exc)
+    except Exception:  # noqa: BLE001 - the formatted text still travels
+        pass
+
+
 def main(argv: list[str]) -> None:
     """Serve tasks from the parent until the pipe closes."""
     global _SEND
@@ -123,6 +133,7 @@ def main(argv: list[str]) -> None:
             except BaseException as exc:
                 t1 = now()
                 text = traceback.format_exc()
+                _keep_traceback(exc)
                 try:
                     data = dumps((tid, t0, t1, (exc, text)), protocol=5)
                 except BaseException:
