@@ -15,6 +15,7 @@ once in the calling thread, so a subclass that implements only the seed's interf
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -62,8 +63,20 @@ class EventChannel:
             close()
 
 
+_KEY_PREFIX = uuid.uuid4().hex[:16]
+_key_counter = itertools.count()
+
+
+def unique_token() -> str:
+    """32 hex digits, unique across processes (a random per-process prefix and a counter)."""
+    return f"{_KEY_PREFIX}{next(_key_counter):016x}"
+
+
 def make_task_key(extra_context: dict | None) -> str | None:
-    """The key for a task, named as Prefect 1 named them: ``name-index-uuid`` or ``name-uuid``."""
+    """The key for a task, named as Prefect 1 named them: ``name-index-<32 hex>`` or ``name-<32 hex>``.
+
+    The token plays the role of Prefect's ``uuid4().hex`` at a fraction of its cost.
+    """
     if not extra_context:
         return None
     name = extra_context.get("task_name") or ""
@@ -71,8 +84,8 @@ def make_task_key(extra_context: dict | None) -> str | None:
         return None
     index = extra_context.get("task_index")
     if index is not None:
-        return f"{name}-{index}-{uuid.uuid4().hex}"
-    return f"{name}-{uuid.uuid4().hex}"
+        return f"{name}-{index}-{unique_token()}"
+    return f"{name}-{unique_token()}"
 
 
 def map_structure(fn: Callable[[Any], Any], obj: Any, is_leaf: Callable[[Any], bool]) -> Any:

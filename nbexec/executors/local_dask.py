@@ -18,7 +18,15 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ._threadpool import InterruptiblePool, TaskInterrupted, force_cancel
-from .base import EventCallback, EventChannel, Executor, ExecutorInfo, make_task_key, map_structure
+from .base import (
+    EventCallback,
+    EventChannel,
+    Executor,
+    ExecutorInfo,
+    make_task_key,
+    map_structure,
+    unique_token,
+)
 
 __all__ = ["LocalDaskExecutor", "LocalDaskFuture"]
 
@@ -50,7 +58,7 @@ class LocalDaskFuture(Future):
     def key(self) -> str:
         """The task key: ``name-index-uuid`` / ``name-uuid`` from extra_context, else ``fn-uuid``."""
         if self._key is None:
-            self._key = f"{self._name}-{uuid.uuid4().hex}"
+            self._key = f"{self._name}-{unique_token()}"
         return self._key
 
     def __repr__(self) -> str:
