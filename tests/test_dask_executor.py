@@ -92,7 +92,8 @@ LOCAL = {"silence_logs": 50, "host": "127.0.0.1", "dashboard_address": "127.0.0.
             (
                 None,
                 distributed.LocalCluster,
-                {"processes": False, "silence_logs": 50, "dashboard_address": "127.0.0.1:0"},
+                {"processes": False, "silence_logs": 50, "dashboard_address": "127.0.0.1:0",
+                 "worker_dashboard_address": "127.0.0.1:0"},  # fmt: skip
                 {},
                 {"set_as_default": False},
             ),

@@ -155,6 +155,8 @@ class DaskExecutor(Executor):
                 if cluster_kwargs.get("processes", True):
                     # An inproc (processes=False) LocalCluster fails with host="127.0.0.1".
                     cluster_kwargs.setdefault("host", "127.0.0.1")
+                else:  # its workers' HTTP servers (/health, /metrics) would bind 0.0.0.0
+                    cluster_kwargs.setdefault("worker_dashboard_address", "127.0.0.1:0")
                 cluster_kwargs.setdefault("dashboard_address", "127.0.0.1:0")
             elif debug is not None:
                 raise ValueError(
