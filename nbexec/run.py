@@ -198,7 +198,7 @@ class Run:
             if self._track_dask and "dask" in sys.modules:
                 import dask
 
-                stack.enter_context(dask.config.set(scheduler=self._dask_get))
+                stack.enter_context(dask.config.set(scheduler=_PicklesAsNone(self._dask_get)))
         except BaseException:
             stack.close()
             raise
@@ -503,6 +503,25 @@ class Run:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.tracker.snapshot().totals.items() if n)
         return f"<Run {self.tracker.info.get('mode', '?')}: {counts or 'no tasks'}>"
+
+
+class _PicklesAsNone:
+    """The run's dask ``scheduler`` config value; it pickles as None.
+
+    Nannies copy dask's config into the worker processes they start (adaptive scaling, ``scale()``),
+    and a run cannot pickle: the worker would fail to start and the tasks wait for ever.
+    """
+
+    __slots__ = ("_get",)
+
+    def __init__(self, get: Callable):
+        self._get = get
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get(*args, **kwargs)
+
+    def __reduce__(self) -> tuple:
+        return (type(None), ())
 
 
 class _Done:
