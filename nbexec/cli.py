@@ -253,7 +253,10 @@ def run_notebook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if summary:
             print(_indent(summary), file=out)
         failed = (execute_reply or {}).get("content", {}).get("status") == "error"
-        print(f"    {'failed' if failed else 'done'} in {seconds:.2f} s", file=out, flush=True)
+        verdict = "failed" if failed else "done"
+        if failed and "raises-exception" in cell.metadata.get("tags", ()):
+            verdict = "raised, as its raises-exception tag allows,"
+        print(f"    {verdict} in {seconds:.2f} s", file=out, flush=True)
 
     kernel = args.kernel or (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
     client = NotebookClient(
