@@ -15,13 +15,22 @@ from typing import Any
 __all__ = ["probe_scheduler"]
 
 
+class _BadReply(Exception):
+    """The peer accepted the connection but what it sent back is not Dask's protocol."""
+
+
 async def _identity(address: str, connection_args: dict[str, Any], timeout: float) -> dict:
     from distributed.comm import connect
 
     comm = await connect(address, timeout=timeout, **connection_args)
     try:
         await comm.write({"op": "identity", "reply": True})
-        return await comm.read()
+        try:
+            return await comm.read()
+        except (asyncio.CancelledError, OSError):
+            raise
+        except Exception as exc:  # e.g. a MemoryError for a "frame length" read from HTTP
+            raise _BadReply(f"{type(exc).__name__} reading its reply") from exc
     finally:
         comm.abort()
 
@@ -59,10 +68,13 @@ def probe_scheduler(address: str, security: Any, timeout: float) -> dict:
         ) from error
     if isinstance(error, OSError):
         raise OSError(f"Cannot reach the Dask scheduler at {address}: {error}") from error
-    if error is not None:  # something answered, but not in Dask's protocol
+    if isinstance(error, MemoryError):  # a "frame length" read from another protocol's bytes
+        error = _BadReply("its reply is not in Dask's protocol")
+    if isinstance(error, _BadReply):
+        raise OSError(f"{address} did not answer as a Dask scheduler ({error})") from error
+    if error is not None:  # e.g. a TypeError for a tls:// address without TLS settings
         raise OSError(
-            f"{address} did not answer as a Dask scheduler ({type(error).__name__} reading "
-            "its reply)"
+            f"Cannot reach the Dask scheduler at {address}: {type(error).__name__}: {error}"
         ) from error
     identity = result["identity"]
     if not isinstance(identity, dict) or identity.get("type") != "Scheduler":
