@@ -220,7 +220,7 @@ def test_dask_get_runs_collections_on_the_pool(scheduler):
 
 def _emit_then_sleep(emit, key):
     emit(key, "started", {"n": 1, "ok": True})
-    time.sleep(1.0)
+    time.sleep(3.0)
     emit(key, "finished", {"n": 2})
     return os.getpid()
 
@@ -231,7 +231,7 @@ def test_event_channel_delivers_from_processes_at_once_and_stops_on_close():
     with ex.start():
         channel = ex.event_channel(lambda *e: events.append(e))
         f = ex.submit(_emit_then_sleep, channel.emit, "k1")
-        deadline = time.time() + 0.8
+        deadline = time.time() + 2.5  # well before the task's 3 s sleep ends
         while not events and time.time() < deadline:
             time.sleep(0.01)
         assert events == [("k1", "started", {"n": 1, "ok": True})]
