@@ -44,7 +44,10 @@ def cells_from_source(text: str) -> list[nbformat.NotebookNode]:
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
         body = text[mark.end() : end].strip("\n")
         if mark.group("md"):
-            lines = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.splitlines()]
+            lines = [
+                line[2:] if line.startswith("# ") else line.lstrip("#")
+                for line in body.splitlines()
+            ]
             cells.append(nbformat.v4.new_markdown_cell("\n".join(lines)))
         else:
             cells.append(nbformat.v4.new_code_cell(body))
