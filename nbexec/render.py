@@ -70,47 +70,49 @@ def _bar(counts: dict[str, int], total: int) -> str:
     )
 
 
-def render_html(snapshot: Snapshot, *, details: bool = True) -> str:
-    """An HTML table of the snapshot: per name a progress bar and counts; failures; slowest tasks."""
+def render_html(snapshot: Snapshot, *, details: bool = True, stable: bool = False) -> str:
+    """An HTML table of the snapshot: per name a progress bar and counts; failures; slowest tasks.
+
+    ``stable=True`` leaves out everything that differs from run to run or from mode to mode
+    (times, keys, workers, tracebacks), for outputs that nbval compares.
+    """
     esc = html.escape
     head = "".join(f"<th>{s}</th>" for s in STATES)
+    timing_head = "" if stable else "<th>mean</th><th>max</th>"
     rows = []
     for row in snapshot.rows:
         cells = "".join(
             f"<td style='text-align:right'>{row.counts.get(s, 0) or ''}</td>" for s in STATES
         )
+        timings = (
+            ""
+            if stable
+            else (
+                f"<td style='text-align:right'>{_seconds(row.mean_duration)}</td>"
+                f"<td style='text-align:right'>{_seconds(row.max_duration)}</td>"
+            )
+        )
         rows.append(
             f"<tr><td><code>{esc(row.name)}</code></td><td>{_bar(row.counts, row.total)}</td>"
-            f"<td style='text-align:right'>{row.done}/{row.total}</td>{cells}"
-            f"<td style='text-align:right'>{_seconds(row.mean_duration)}</td>"
-            f"<td style='text-align:right'>{_seconds(row.max_duration)}</td></tr>"
+            f"<td style='text-align:right'>{row.done}/{row.total}</td>{cells}{timings}</tr>"
         )
-    status = "finished" if snapshot.finished else "running"
-    info = snapshot.info
-    header = [f"<b>nbexec</b> {esc(str(info.get('mode', '')))}", f"{snapshot.total} tasks",
-              format_counts(snapshot.totals), f"{status} · {_seconds(snapshot.elapsed) or '0 s'}"]  # fmt: skip
-    if info.get("dashboard_link"):
-        link = esc(str(info["dashboard_link"]))
-        header.append(f'<a href="{link}" target="_blank">dashboard</a>')
-    if info.get("workers_lost"):
-        lost = info["workers_lost"]
-        header.append(f"{lost} worker{'s' if lost != 1 else ''} lost")
-    if info.get("note"):
-        header.append(f"<b>{esc(str(info['note']))}</b>")
-    if snapshot.workers:
-        header.append(
-            f"{len(snapshot.workers)} worker{'s' if len(snapshot.workers) != 1 else ''} used"
-        )
+    mode = "" if stable else f" {html.escape(str(snapshot.info.get('mode', '')))}"
+    header = [f"<b>nbexec</b>{mode}", f"{snapshot.total} tasks", format_counts(snapshot.totals)]
+    if not stable:
+        header += _live_header(snapshot)
     out = [
         '<div class="nbexec-table">',
         f"<div>{' · '.join(header)}</div>",
         "<table><thead><tr><th>task</th><th>progress</th><th>done</th>"
-        f"{head}<th>mean</th><th>max</th></tr></thead><tbody>{''.join(rows)}</tbody></table>",
+        f"{head}{timing_head}</tr></thead><tbody>{''.join(rows)}</tbody></table>",
     ]
     if details and snapshot.failures:
         more = snapshot.failed_count - len(snapshot.failures)
         items = []
         for f in snapshot.failures:
+            if stable:
+                items.append(f"<div><code>{esc(f.name)}</code>: {esc(f.error or '')}</div>")
+                continue
             trace = f"<pre>{esc(f.traceback)}</pre>" if f.traceback else ""
             where = f" on {esc(f.where)}" if f.where else ""
             items.append(
@@ -120,7 +122,7 @@ def render_html(snapshot: Snapshot, *, details: bool = True) -> str:
         if more > 0:
             items.append(f"<div>... and {more} more failed</div>")
         out.append(f"<div><b>Failed</b>{''.join(items)}</div>")
-    if details and snapshot.slowest:
+    if details and snapshot.slowest and not stable:
         items = "".join(
             f"<li><code>{esc(t.name)}</code> {_seconds(t.duration)}"
             f"{' on ' + esc(t.where) if t.where else ''}</li>"
@@ -131,15 +133,42 @@ def render_html(snapshot: Snapshot, *, details: bool = True) -> str:
     return "".join(out)
 
 
+def _live_header(snapshot: Snapshot) -> list[str]:
+    """Header parts that change while a run goes on: status and time, dashboard, workers."""
+    esc = html.escape
+    info = snapshot.info
+    status = "finished" if snapshot.finished else "running"
+    parts = [f"{status} · {_seconds(snapshot.elapsed) or '0 s'}"]
+    if info.get("dashboard_link"):
+        link = esc(str(info["dashboard_link"]))
+        parts.append(f'<a href="{link}" target="_blank">dashboard</a>')
+    if info.get("workers_lost"):
+        lost = info["workers_lost"]
+        parts.append(f"{lost} worker{'s' if lost != 1 else ''} lost")
+    if info.get("note"):
+        parts.append(f"<b>{esc(str(info['note']))}</b>")
+    if snapshot.workers:
+        n = len(snapshot.workers)
+        parts.append(f"{n} worker{'s' if n != 1 else ''} used")
+    return parts
+
+
 class RunView:
-    """Displays a run's current state as text and HTML (IPython's rich display protocol)."""
+    """Displays a run's current state as text and HTML (IPython's rich display protocol).
+
+    Both are stable (counts only), so a notebook displaying ``run.table`` compares equal under
+    nbval in every mode; the live widget under an ``%%executor`` cell shows timings and workers.
+    """
 
     def __init__(self, run: Any):
         self.run = run
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         snapshot = self.run.snapshot()
-        return {"text/plain": render_text(snapshot), "text/html": render_html(snapshot)}
+        return {
+            "text/plain": render_text(snapshot),
+            "text/html": render_html(snapshot, stable=True),
+        }
 
     def __repr__(self) -> str:
         return render_text(self.run.snapshot())

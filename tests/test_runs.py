@@ -320,3 +320,18 @@ def test_interrupt_marks_open_tasks_cancelled(executors):
     assert all(f.state in ("cancelled", "success") for f in futures)
     assert any(f.state == "cancelled" for f in futures)
     assert os.getpid()
+
+
+def test_run_table_output_is_the_same_in_every_mode(executors):
+    bundles = set()
+    for mode in ("local", "threads", "processes"):
+        try:
+            with Run(executors(mode)) as run:
+                inc(boom(inc(1)))
+        except nbexec.TaskFailed:
+            pass
+        bundle = run.table._repr_mimebundle_()
+        bundles.add((bundle["text/plain"], bundle["text/html"]))
+    assert len(bundles) == 1, bundles
+    text, html = bundles.pop()
+    assert "ZeroDivisionError: boom 2" in html and " s<" not in html and "µs" not in html

@@ -200,7 +200,7 @@ class LiveView:
 
                 self.summary = SummaryView.from_snapshot(snap)
             else:
-                self.summary = _Static(render_text(snap), render_html(snap))
+                self.summary = _Static(render_text(snap), render_html(snap, stable=True))
             _base.display(self.summary)
         if self.dashboard is not None and getattr(self.dashboard, "deferred", False):
             self.dashboard.refresh()
