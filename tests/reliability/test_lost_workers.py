@@ -20,6 +20,7 @@ import pytest
 from reliability_helpers import wait_for
 
 import nbexec
+from nbexec.render import render_html
 from nbexec.run import NO_WORKERS
 
 pytestmark = pytest.mark.reliability
@@ -62,7 +63,8 @@ def _started(run) -> int:
 
 
 def _html(run) -> str:
-    return run.table._repr_mimebundle_()["text/html"]
+    """The live table's HTML (``run.table`` itself is stable for nbval: counts only)."""
+    return render_html(run.snapshot())
 
 
 def test_sigkill_worker_process_mid_run(executor, dask_cli_cluster):
@@ -79,7 +81,7 @@ def test_sigkill_worker_process_mid_run(executor, dask_cli_cluster):
     snap = run.snapshot()
     assert snap.info["workers_lost"] >= 1
     assert snap.totals["success"] == N_TASKS
-    assert "1 worker lost" in _html(run) or "workers lost" in _html(run)
+    assert "worker lost" in _html(run) or "workers lost" in _html(run)
     after = wait_for(
         lambda: (lambda p: p if len(p) == 2 else None)(dask_cli_cluster.worker_pids),
         30,
