@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from .options import MODES, OPTIONS, LineError, parse_line
+from .options import seconds as positive_seconds
 from .session import ENV_VAR
 
 __all__ = ["main", "build_parser", "cell_summary", "default_output", "UsageFailure"]
@@ -105,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=600.0,
         metavar="S",
         help="seconds each cell may take (default 600)",
@@ -116,16 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="kernel name (default: the notebook's kernelspec, else python3)",
     )
     return parser
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return value
 
 
 def default_output(notebook: Path) -> Path:

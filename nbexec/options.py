@@ -32,7 +32,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
     try:
         value = float(text)
     except ValueError:
@@ -146,7 +147,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--timeout",),
         "timeout",
         "seconds to reach a scheduler (default 10)",
-        type=_seconds,
+        type=seconds,
         metavar="SECONDS",
     ),
     Option(
