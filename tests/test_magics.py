@@ -52,12 +52,7 @@ def shell():
     session.stop()
 
 
-@pytest.fixture(autouse=True)
-def clean_session(monkeypatch):
-    monkeypatch.delenv(session.ENV_VAR, raising=False)
-    session.stop()
-    yield
-    session.stop()
+pytestmark = pytest.mark.usefixtures("clean_session")
 
 
 def run(shell, code: str):

@@ -14,13 +14,7 @@ import nbexec
 from nbexec import session
 from nbexec.executors import LocalExecutor
 
-
-@pytest.fixture(autouse=True)
-def clean_session(monkeypatch):
-    monkeypatch.delenv(session.ENV_VAR, raising=False)
-    nbexec.stop()
-    yield
-    nbexec.stop()
+pytestmark = pytest.mark.usefixtures("clean_session")
 
 
 def test_use_current_stop():

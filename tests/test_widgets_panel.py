@@ -18,12 +18,7 @@ from nbexec.widgets.table import RunTable
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
-@pytest.fixture(autouse=True)
-def clean_session(monkeypatch):
-    monkeypatch.delenv(session.ENV_VAR, raising=False)
-    nbexec.stop()
-    yield
-    nbexec.stop()
+pytestmark = pytest.mark.usefixtures("clean_session")
 
 
 def _shown(panel: ExecutorPanel) -> set[str]:
