@@ -7,18 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import cloudpickle as _cloudpickle
-
-from . import _taskcall
 from .executors import Executor, LocalExecutor
 from .modes import MODES, executor_for
 from .run import Run, TaskFailed, TaskFuture, current_run
 from .session import current, stop, use
 from .session import ensure as _ensure
 from .tasks import Task, map, submit, task
-
-# What runs inside tasks travels by value, so Dask workers need nothing of nbexec.
-_cloudpickle.register_pickle_by_value(_taskcall)
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,8 @@
 """Real Dask schedulers and workers started from the command line, for tests (pytest plugin).
 
-Workers run with a PYTHONPATH whose first entry holds a fake ``nbexec`` package that raises
-ImportError, so anything nbexec ships to them must travel by value.
+The scheduler and workers run with a PYTHONPATH whose first entry holds a fake ``nbexec`` package
+and a fake ``_nbexec_remote`` module that raise ImportError, so anything nbexec ships to them must
+travel by value (or be installed by ``DaskExecutor.start()``; the scheduler unpickles graphs too).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class DaskCLICluster:
         (fake / "__init__.py").write_text(
             'raise ImportError("nbexec is not installed on workers")\n'
         )
+        (fake.parent / "_nbexec_remote.py").write_text(
+            'raise ImportError("nbexec is not installed on workers")\n'
+        )
         self.worker_env = dict(os.environ, PYTHONPATH=str(root / "fakepath"))
         self.scheduler: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
@@ -83,6 +87,7 @@ class DaskCLICluster:
                 self.scheduler_file,
             ],
             "scheduler",
+            env=self.worker_env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -165,7 +170,7 @@ class DaskCLICluster:
 
 @pytest.fixture(scope="session")
 def dask_cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCLICluster]:
-    """A scheduler and two 2-thread workers from the ``dask`` CLI; workers cannot import nbexec."""
+    """A scheduler and two 2-thread workers from the ``dask`` CLI; none can import nbexec."""
     cluster = DaskCLICluster(tmp_path_factory.mktemp("dask-cli"))
     try:
         cluster.start_scheduler()
@@ -176,7 +181,8 @@ def dask_cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskC
 
         with cluster.client() as c:
             seen = c.run(remote.worker_has_nbexec)
-        assert seen and not any(seen.values()), f"workers can import nbexec: {seen}"
+            seen["scheduler"] = c.run_on_scheduler(remote.worker_has_nbexec)
+        assert len(seen) == 3 and not any(seen.values()), f"workers can import nbexec: {seen}"
         yield cluster
     finally:
         cluster.close()

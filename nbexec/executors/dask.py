@@ -4,11 +4,13 @@ Differences from the seed (see DESIGN.md): arguments that would have no effect a
 cluster class named by string must be a ``distributed.deploy.Cluster``; the scheduler is reached
 within a bounded time; cancellation on exit costs no scheduler round trip per task (a worker-local
 flag set once per worker); the performance report is really written; worker events come from
-distributed's event topics; user kwargs named key/pure/resources reach the function.
+distributed's event topics; user kwargs named key/pure/resources reach the function; nbexec's task
+code (``_nbexec_remote``) reaches the scheduler and each worker once, not with every task.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 import os
@@ -26,10 +28,12 @@ import distributed
 from dask.utils import funcname
 from distributed.deploy import Cluster, LocalCluster
 
+from .._taskcall import _nbexec_remote as rt  # what runs in tasks: pickled by reference
 from . import _dask_remote as remote
 from ._connect import probe_scheduler
 from .base import EventCallback, EventChannel, Executor, ExecutorInfo, make_task_key
 
+# The installer plugins travel by value; what they install (``_nbexec_remote``) is shipped once.
 cloudpickle.register_pickle_by_value(remote)
 
 __all__ = ["DaskExecutor", "parse_resources", "import_cluster_class"]
@@ -226,6 +230,7 @@ class DaskExecutor(Executor):
             self.client = client
             self._token = uuid.uuid4().hex
             try:
+                _install_remote_module(client)
                 path = self.performance_report_path
                 if path is not None:
                     stack.enter_context(client.as_current())
@@ -315,7 +320,7 @@ class DaskExecutor(Executor):
         if self.disable_cancellation_event or token is None:
             return
         try:
-            running = client.run(remote.stop_token, token, created, on_error="return")
+            running = client.run(rt.stop_token, token, created, on_error="return")
         except Exception as exc:  # noqa: BLE001 - the cluster may already be gone
             self.logger.debug("Could not stop pending tasks: %r", exc)
             return
@@ -349,9 +354,9 @@ class DaskExecutor(Executor):
         token = None if self.disable_cancellation_event else self._token
         try:
             future = client.submit(
-                remote._shipped(remote.run_task),
+                rt.run_task,
                 token,
-                remote.ByValue(fn),
+                rt.ByValue(fn),
                 args,
                 kwargs,
                 key=key,
@@ -384,7 +389,7 @@ class DaskExecutor(Executor):
             keys.append(key or f"{funcname(fn)}-{i}-{uuid.uuid4().hex}")
         resources = parse_resources(context.get("task_tags")) or None
         token = None if self.disable_cancellation_event else self._token
-        call = remote.MapCall(token, fn)
+        call = rt.MapCall(token, fn)
         try:
             futures = (
                 client.map(
@@ -428,7 +433,7 @@ class DaskExecutor(Executor):
             except Exception:  # noqa: BLE001 - client closed or already unsubscribed
                 pass
 
-        channel = EventChannel(remote.Emitter(topic, callback), close)
+        channel = EventChannel(rt.Emitter(topic, callback), close)
         self._channels.append(channel)
         return channel
 
@@ -443,7 +448,7 @@ class DaskExecutor(Executor):
         keys = [str(f.key) for f in futs]
         client.cancel(futs)
         if self._cluster is not None:
-            client.run(remote.interrupt_keys, keys, on_error="return")
+            client.run(rt.interrupt_keys, keys, on_error="return")
 
     async def on_worker_status_changed(self, op: str, message: Any) -> None:
         """Hook called for worker events: ``("add", {"workers": {addr: {}}})`` or ``("remove", addr)``."""
@@ -534,6 +539,40 @@ class DaskExecutor(Executor):
         except OSError:
             self.logger.exception("Failed to read the performance report")
             return ""
+
+
+_REMOTE_SOURCE: tuple[bytes, str, str] | None = None
+
+
+def _remote_source() -> tuple[bytes, str, str]:
+    """``_nbexec_remote``'s source, file name and sha256 (read once per process)."""
+    global _REMOTE_SOURCE
+    if _REMOTE_SOURCE is None:
+        filename = rt.__file__
+        source = rt.__spec__.loader.get_data(filename)  # a file, or a zip/wheel member
+        digest = hashlib.sha256(source).hexdigest()
+        rt.__nbexec_digest__ = digest  # an in-process scheduler or worker finds it present
+        _REMOTE_SOURCE = (source, filename, digest)
+    return _REMOTE_SOURCE
+
+
+def _install_remote_module(client: distributed.Client) -> None:
+    """Install ``_nbexec_remote`` on the scheduler and every worker, present and future, once.
+
+    Idempotent plugins named by the source's digest: a later ``start()`` with the same code costs
+    two scheduler round trips and no worker work.
+    """
+    source, filename, digest = _remote_source()
+    name = f"nbexec-remote-{digest[:16]}"
+    args = (remote.MODULE, source, filename, digest)
+    try:
+        client.register_plugin(remote.InstallScheduler(*args), name=name)
+        client.register_plugin(remote.InstallWorker(*args), name=name)
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not install nbexec's task code ({remote.MODULE}) on the Dask cluster: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def _raise_if_unpicklable(exc: BaseException, what: str) -> None:

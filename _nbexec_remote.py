@@ -1,0 +1,303 @@
+"""nbexec's code that runs inside tasks, wherever they run: shipped ONCE per process, not per task.
+
+A top-level module of the nbexec distribution (``py-modules`` in pyproject.toml), so task wrappers
+pickle BY REFERENCE (``_nbexec_remote.TaskCall``): a task carries only its own data (task id,
+function, arguments), never nbexec's code. Where nbexec is installed (the kernel, process-pool
+children, LocalCluster workers) it is imported normally. On a Dask scheduler and workers that lack
+it, ``DaskExecutor.start()`` installs this file's source once per process (a scheduler plugin and
+a worker plugin, so workers that join later get it too): see ``nbexec.executors._dask_remote``.
+
+It may import only the standard library at module level (``distributed`` is looked up lazily):
+process-pool children import it without loading distributed. ``nbexec._taskcall`` re-exports
+the task wrappers; ``nbexec.executors.dask`` uses the Dask helpers.
+
+Per-thread state lives on the Thread object and per-worker state on the ``Worker`` object
+(``_nbexec_stopped``, ``_nbexec_events``): two copies of this module in one process (e.g. a
+reinstall on a long-lived worker) then still share it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = [
+    "in_task_body", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
+    "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys",
+]  # fmt: skip
+
+# --- the task wrapper (every executor) ------------------------------------------------------------
+
+
+def in_task_body() -> bool:
+    """True while this thread executes a task's own code (nested task calls are plain calls)."""
+    return getattr(threading.current_thread(), "_nbexec_depth", 0) > 0
+
+
+def _where(thread: threading.Thread) -> str:
+    where = getattr(thread, "_nbexec_where", None)
+    if where is None:
+        where = (
+            f"pid {os.getpid()}"
+            if thread is threading.main_thread()
+            else f"pid {os.getpid()} {thread.name}"
+        )
+        worker = _worker_or_none()
+        if worker is not None:
+            where = worker.address
+        thread._nbexec_where = where  # type: ignore[attr-defined]
+    return where
+
+
+class TaskCall:
+    """Call ``fn`` reporting "running" (and "retrying") through ``emit``, retrying with a delay."""
+
+    __slots__ = ("fn", "task_id", "emit", "retries", "retry_delay")
+
+    def __init__(self, fn, task_id, emit, retries=0, retry_delay=0.0):
+        self.fn = fn
+        self.task_id = task_id
+        self.emit = emit
+        self.retries = retries
+        self.retry_delay = retry_delay
+
+    def __reduce__(self):
+        return (TaskCall, (self.fn, self.task_id, self.emit, self.retries, self.retry_delay))
+
+    def __call__(self, *args, **kwargs):
+        emit = self.emit
+        attempt = 0
+        thread = threading.current_thread()
+        thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1
+        try:
+            while True:
+                attempt += 1
+                if emit is not None:
+                    emit(
+                        self.task_id,
+                        "running",
+                        {"t": time.time(), "where": _where(thread), "attempt": attempt},
+                    )
+                try:
+                    return self.fn(*args, **kwargs)
+                except Exception as exc:
+                    if attempt > self.retries:
+                        raise
+                    if emit is not None:
+                        emit(self.task_id, "retrying", {"t": time.time(), "attempt": attempt,
+                                                        "error": f"{type(exc).__name__}: {exc}"[:300]})  # fmt: skip
+                    if self.retry_delay:
+                        time.sleep(self.retry_delay)
+        finally:
+            thread._nbexec_depth -= 1
+
+
+class MappedTaskCall(TaskCall):
+    """A TaskCall shared by every element of a map: the task id comes as the first argument."""
+
+    __slots__ = ()
+
+    def __init__(self, fn, emit, retries=0, retry_delay=0.0):
+        super().__init__(fn, None, emit, retries, retry_delay)
+
+    def __reduce__(self):
+        return (MappedTaskCall, (self.fn, self.emit, self.retries, self.retry_delay))
+
+    def __call__(self, task_id, *args):
+        return TaskCall(self.fn, task_id, self.emit, self.retries, self.retry_delay)(*args)
+
+
+# --- Dask: stop flag, shipping the user's code, events ------------------------------------------
+
+_STOPPED_ATTR = "_nbexec_stopped"
+
+
+class TaskNotStarted(Exception):
+    """The executor stopped before this task started, so it did not run."""
+
+
+class TaskInterrupted(Exception):
+    """The task was interrupted by ``DaskExecutor.interrupt`` or by leaving ``start()``."""
+
+
+def _worker_or_none() -> Any:
+    """The Dask worker running this thread's task, or None (also when distributed is not loaded)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.get_worker()
+    except ValueError:
+        return None
+
+
+def run_task(token: str | None, fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """Call ``fn(*args, **kwargs)`` unless the executor ``token`` has stopped on this worker."""
+    if token is not None:
+        worker = _worker_or_none()
+        if worker is not None and token in getattr(worker, _STOPPED_ATTR, ()):
+            raise TaskNotStarted(f"executor stopped before task started (token {token})")
+    return fn(*args, **kwargs)
+
+
+class MapCall:
+    """``fn(*args)`` behind the stop-flag check, as one picklable callable for ``client.map``.
+
+    ``fn`` travels by value (``ByValue``), its bytes computed once however many tasks share it.
+    """
+
+    __slots__ = ("token", "fn")
+
+    def __init__(self, token: str | None, fn: Callable):
+        self.token = token
+        self.fn = fn if type(fn) is ByValue else ByValue(fn)
+
+    def __reduce__(self) -> tuple:
+        return (MapCall, (self.token, self.fn))
+
+    def __call__(self, *args: Any) -> Any:
+        return run_task(self.token, self.fn, args, {})
+
+
+_UNLOADED = object()
+
+
+def _from_bytes(data: bytes) -> ByValue:
+    return ByValue(_UNLOADED, data)
+
+
+class ByValue:
+    """Wraps ``obj`` so that any pickler (distributed tries plain ``pickle`` first) sends it by value.
+
+    Pickles as its cloudpickle bytes, computed once (distributed pickles a graph twice when it
+    mentions ``__main__``), and loads them only when first called: the scheduler, which unpickles
+    and re-pickles every task, never runs the user's code, nor needs what it imports, nor pickles
+    it again. Code keeps its file names (``nbexec.executors._pickling``), so tracebacks name the
+    user's file. nbexec's own wrappers inside pickle by reference (this module).
+    """
+
+    __slots__ = ("obj", "data")
+
+    def __init__(self, obj: Any, data: bytes | None = None):
+        self.obj = obj
+        self.data = data
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        obj = self.obj
+        if obj is _UNLOADED:
+            obj = self.obj = pickle.loads(self.data)
+        return obj(*args, **kwargs)
+
+    def __reduce__(self) -> tuple:
+        data = self.data
+        if data is None:  # pickling happens on the client, where nbexec is installed
+            from nbexec.executors._pickling import dumps
+
+            data = self.data = dumps(self.obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return (_from_bytes, (data,))
+
+
+def stop_token(token: str, interrupt_all: bool = False, dask_worker: Any = None) -> list[str]:
+    """Mark ``token`` stopped on this worker; return the keys executing now (interrupt them if asked).
+
+    Runs on the worker's event loop (``client.run``), where task threads are registered in
+    ``active_threads`` before they start, so every task not listed here sees the flag.
+    """
+    stopped = getattr(dask_worker, _STOPPED_ATTR, None)
+    if stopped is None:
+        stopped = set()
+        setattr(dask_worker, _STOPPED_ATTR, stopped)
+    stopped.add(token)
+    keys = [str(k) for k in dask_worker.active_threads.values()]
+    if interrupt_all:
+        _async_raise(dict(dask_worker.active_threads))
+    return keys
+
+
+def interrupt_keys(keys: Iterable[str], dask_worker: Any = None) -> int:
+    """Raise ``TaskInterrupted`` in the worker threads executing ``keys``; return how many."""
+    wanted = set(keys)
+    threads = {i: k for i, k in dict(dask_worker.active_threads).items() if str(k) in wanted}
+    return _async_raise(threads)
+
+
+def _async_raise(threads: dict[int, Any]) -> int:
+    count = 0
+    for ident in threads:
+        done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(TaskInterrupted)
+        )
+        count += int(done == 1)
+    return count
+
+
+def _new_emitter(topic: str, pid: int) -> Emitter:
+    emitter = Emitter(topic)
+    emitter._pid = pid
+    return emitter
+
+
+class Emitter:
+    """Picklable ``emit(key, event, info)`` that logs ``[[key, event, info], ...]`` to a Dask topic.
+
+    On a worker, events are batched per worker (one ``log_event`` per ``FLUSH_DELAY``, so the
+    scheduler and the client handle one message per batch, not per event), in order; elsewhere it
+    calls the local callback when it is in the process that made it, else the current client's
+    ``log_event``.
+    """
+
+    __slots__ = ("topic", "_local", "_pid")
+
+    def __init__(self, topic: str, local: Callable[[str, str, dict], None] | None = None):
+        self.topic = topic
+        self._local = local
+        self._pid = os.getpid()
+
+    def __reduce__(self) -> tuple:
+        return (_new_emitter, (self.topic, self._pid))  # the local callback stays here
+
+    def __call__(self, key: str, event: str, info: dict | None = None) -> None:
+        msg = [key, event, info or {}]
+        worker = _worker_or_none()
+        if worker is not None:
+            _buffer_event(worker, self.topic, msg)
+        elif self._local is not None and os.getpid() == self._pid:
+            self._local(key, event, info or {})
+        else:
+            from distributed import get_client
+
+            get_client().log_event(self.topic, [msg])
+
+
+#: Seconds: events from one worker reach the scheduler (and the client) in batches this often.
+FLUSH_DELAY = 0.1
+
+
+def _buffer_event(worker: Any, topic: str, msg: list) -> None:
+    """Queue ``msg``; the first event of a batch schedules one ``log_event`` for the whole batch."""
+    buffers = worker.__dict__.get("_nbexec_events")
+    if buffers is None:
+        buffers = worker.__dict__.setdefault("_nbexec_events", {})
+    entry = buffers.get(topic)
+    if entry is None:
+        entry = buffers.setdefault(topic, (threading.Lock(), []))
+    lock, pending = entry
+    with lock:
+        pending.append(msg)
+        first = len(pending) == 1
+    if first:
+
+        def flush() -> None:
+            with lock:
+                batch = pending[:]
+                pending.clear()
+            if batch:
+                worker.log_event(topic, batch)
+
+        worker.loop.add_callback(worker.loop.call_later, FLUSH_DELAY, flush)
