@@ -211,9 +211,11 @@ class Run:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         __tracebackhide__ = True
+        failure = None
         try:
             if exc_type is None:
                 self.wait()
+                failure = self.failure()  # before an executor started for this run stops
             else:
                 self.interrupt()
         finally:
@@ -222,8 +224,8 @@ class Run:
             if self in runs:
                 runs.remove(self)
             self._stack.close()
-        if exc_type is None:
-            self.raise_failure()
+        if failure is not None:
+            raise failure from failure.__cause__
 
     def _on_workers(self, op: str, worker: str | None, n_workers: int) -> None:
         """Worker events of a cluster executor: count losses, say why nothing runs with none."""
@@ -420,12 +422,11 @@ class Run:
             for f in open_futures:
                 self.tracker.finish(f._id, "cancelled", "interrupted")
 
-    def raise_failure(self) -> None:
-        """Raise TaskFailed for the first failed task in submission order, if any failed."""
-        __tracebackhide__ = True
+    def failure(self) -> TaskFailed | None:
+        """TaskFailed for the first failed task in submission order (its cause set), or None."""
         failed = [f for f in self.futures if f.state == "failed"]
         if not failed:
-            return
+            return None
         first = failed[0]
         try:
             error = first._efut.exception()
@@ -433,7 +434,16 @@ class Run:
             error = exc
         if error is None:
             error = RuntimeError(self.tracker.record(first._id).error or "unknown error")
-        raise TaskFailed(first.name, first.key, error, len(failed) - 1) from _user_traceback(error)
+        failure = TaskFailed(first.name, first.key, error, len(failed) - 1)
+        failure.__cause__ = _user_traceback(error)
+        return failure
+
+    def raise_failure(self) -> None:
+        """Raise TaskFailed for the first failed task in submission order, if any failed."""
+        __tracebackhide__ = True
+        failure = self.failure()
+        if failure is not None:
+            raise failure from failure.__cause__
 
     # --- dask collections ----------------------------------------------------------------------
 

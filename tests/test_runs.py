@@ -335,3 +335,13 @@ def test_run_table_output_is_the_same_in_every_mode(executors):
     assert len(bundles) == 1, bundles
     text, html = bundles.pop()
     assert "ZeroDivisionError: boom 2" in html and " s<" not in html and "µs" not in html
+
+
+def test_a_run_on_an_unstarted_dask_executor_reports_the_task_error():
+    """The run starts and stops the executor; the failure is read before the client closes."""
+    executor = executor_for("dask", workers=1, processes=False)
+    with pytest.raises(nbexec.TaskFailed) as info:
+        with Run(executor):
+            boom(3)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert not executor.started
