@@ -46,6 +46,34 @@ _DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bok
 _NOT_STARTED = "This executor has not been started."
 
 
+class _ErrorsOnly(logging.Filter):
+    """Lets only errors through: distributed's info lines and warnings are not a notebook's business."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+_ERRORS_ONLY = _ErrorsOnly()
+
+
+def _quiet_stderr_logs() -> None:
+    """Keep distributed's and bokeh's info and warnings off stderr, unless the user configured logging.
+
+    A filter on their stream handlers, installed once: distributed's own ``silence_logs`` saves and
+    restores handler levels, which goes wrong when clusters start and stop out of order (a stopped
+    cluster restored INFO while another one still ran, and its messages reached the cell's stderr).
+    """
+    configured = dask.config.get("logging", {}) or {}
+    if "version" in configured or any(
+        configured.get(k, v) != v for k, v in _DEFAULT_LOGGING.items()
+    ):
+        return
+    for name in ("distributed", "bokeh"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and _ERRORS_ONLY not in handler.filters:
+                handler.addFilter(_ERRORS_ONLY)
+
+
 def import_cluster_class(name: str) -> type:
     """Import ``name`` (a dotted name) and return it if it is a ``distributed.deploy.Cluster`` subclass."""
     obj: Any = None
@@ -221,9 +249,9 @@ class DaskExecutor(Executor):
         """Create or connect to the cluster, yield, then stop pending work and close what was made."""
         if self.client is not None:
             raise RuntimeError("This DaskExecutor is already started")
+        _quiet_stderr_logs()
         with ExitStack() as stack:
             if self.address is not None:
-                stack.enter_context(self._quiet_client_logs())
                 client = self._connect(stack)
             else:
                 client = self._create(stack)
@@ -293,19 +321,6 @@ class DaskExecutor(Executor):
         client = distributed.Client(cluster, **self.client_kwargs)
         stack.enter_context(client)
         return client
-
-    @contextmanager
-    def _quiet_client_logs(self) -> Iterator[None]:
-        """Silence distributed's stderr handlers while connected, unless the user configured logging."""
-        configured = dask.config.get("logging", {}) or {}
-        custom = any(configured.get(k, v) != v for k, v in _DEFAULT_LOGGING.items())
-        if custom or "version" in configured:
-            yield
-            return
-        from distributed.utils import silence_logging_cmgr
-
-        with silence_logging_cmgr(logging.CRITICAL):
-            yield
 
     def _stop_work(self, client: distributed.Client) -> None:
         """Exit semantics: pending work never starts; running work is stopped or waited for."""
