@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from .executors import Executor, LocalExecutor
+from .futures import TaskFailed, TaskFuture
 from .modes import MODES, executor_for
-from .run import Run, TaskFailed, TaskFuture, current_run
+from .run import Run, current_run
 from .session import current, stop, use
 from .session import ensure as _ensure
 from .tasks import Task, map, submit, task

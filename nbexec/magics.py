@@ -23,9 +23,10 @@ from IPython.core.magic import (
 
 from . import session
 from .executors.base import iter_leaves
+from .futures import TaskFailed, TaskFuture
 from .modes import validate
 from .options import COMMANDS, DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
-from .run import Run, TaskFailed, TaskFuture
+from .run import Run
 
 __all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
 

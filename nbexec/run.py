@@ -15,13 +15,21 @@ import threading
 import traceback as tb_module
 import weakref
 from collections.abc import Callable, Iterable
-from concurrent.futures import CancelledError
 from functools import partial
 from typing import Any
 
 from ._taskcall import MappedTaskCall, TaskCall
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
+from .futures import (
+    TaskFailed,
+    TaskFuture,
+    _Done,
+    _future_failed,
+    _is_done,
+    _is_task_future,
+    _user_traceback,
+)
 from .tracking import TERMINAL, Snapshot, Tracker
 
 __all__ = ["Run", "TaskFuture", "TaskFailed", "current_run"]
@@ -32,127 +40,10 @@ NO_WORKERS = "no workers: tasks wait until a worker joins"
 _CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
-class TaskFailed(Exception):
-    """A task of the run failed; ``__cause__`` is the task's own exception (its traceback kept)."""
-
-    def __init__(self, task_name: str, key: str | None, error: BaseException, others: int = 0):
-        self.task_name = task_name
-        self.key = key
-        self.error = error
-        self.others = others
-        message = f"task {task_name!r} failed: {type(error).__name__}: {error}"
-        if others:
-            message += f" ({others} more task{'s' if others > 1 else ''} failed)"
-        super().__init__(message)
-
-    def __reduce__(self):
-        return (TaskFailed, (self.task_name, self.key, self.error, self.others))
-
-
 def current_run() -> Run | None:
     """The innermost active run of this thread, or None."""
     runs = getattr(_stack, "runs", None)
     return runs[-1] if runs else None
-
-
-def _is_task_future(x: Any) -> bool:
-    return isinstance(x, TaskFuture)
-
-
-def _future_failed(efut: Any) -> bool:
-    status = getattr(efut, "status", None)
-    if isinstance(status, str):  # distributed.Future
-        return status in ("error", "cancelled", "lost")
-    if not efut.done():
-        return False
-    return efut.cancelled() or efut.exception() is not None
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_LIBRARY_DIRS = tuple(
-    os.path.join("site-packages", name, "") for name in ("dask", "distributed", "tornado")
-) + (os.path.join("concurrent", "futures", ""), "_nbexec_remote.py")  # the task wrappers
-
-
-def _user_traceback(exc: BaseException) -> BaseException:
-    """Drop leading frames of nbexec and executor internals so the user's function comes first."""
-    internals = (_PACKAGE_DIR, *_LIBRARY_DIRS)
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not any(part in filename for part in internals):
-            break
-        tb = tb.tb_next
-    if tb is not None and tb is not exc.__traceback__:
-        exc.__traceback__ = tb
-    return exc
-
-
-class TaskFuture:
-    """The future of one task in a run."""
-
-    __slots__ = ("_run", "_id", "_efut", "_deps", "__weakref__")
-
-    def __init__(self, run: Run, task_id: int, efut: Any, deps: tuple[TaskFuture, ...] | None):
-        self._run = run
-        self._id = task_id
-        self._efut = efut
-        self._deps = deps
-
-    @property
-    def name(self) -> str:
-        return self._run.tracker.record(self._id).name
-
-    @property
-    def key(self) -> str:
-        return self._run.tracker.record(self._id).key
-
-    @property
-    def state(self) -> str:
-        """One of "pending", "running", "retrying", "success", "failed", "cancelled"."""
-        return self._run.tracker.state(self._id)
-
-    def done(self) -> bool:
-        return self.state in TERMINAL
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The task's value; raises its exception if it failed, CancelledError if it was cancelled."""
-        __tracebackhide__ = True
-        run = self._run
-        try:
-            if run._lazy and not self._efut.done():
-                run._drain()
-            if self.state == "cancelled":
-                raise CancelledError(self._cancel_reason())
-            return self._efut.result(timeout=timeout)
-        except KeyboardInterrupt:
-            run.interrupt()
-            raise
-        except CancelledError:
-            raise CancelledError(self._cancel_reason()) from None
-        except Exception as exc:
-            if getattr(self._efut, "status", None) == "finished" and not isinstance(
-                exc, TimeoutError
-            ):  # the task succeeded where it ran, but its value cannot come back (e.g. unpicklable)
-                raise TaskFailed(self.name, self.key, exc) from exc
-            raise
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The task's exception, or None if it succeeded."""
-        try:
-            self.result(timeout)
-        except CancelledError:
-            raise
-        except Exception as exc:
-            return exc
-        return None
-
-    def _cancel_reason(self) -> str:
-        record = self._run.tracker.record(self._id)
-        return f"task {record.name!r} was cancelled" + (f": {record.error}" if record.error else "")
-
-    def __repr__(self) -> str:
-        return f"<TaskFuture {self.name!r} state={self.state}>"
 
 
 class Run:
@@ -532,38 +423,6 @@ class _PicklesAsNone:
 
     def __reduce__(self) -> tuple:
         return (type(None), ())
-
-
-class _Done:
-    """An already finished future (LocalExecutor's work is done when submit returns)."""
-
-    __slots__ = ("_value", "_exc")
-    status = None
-
-    def __init__(self, value: Any, exc: BaseException | None):
-        self._value = value
-        self._exc = exc
-
-    def done(self) -> bool:
-        return True
-
-    def cancelled(self) -> bool:
-        return False
-
-    def result(self, timeout: float | None = None) -> Any:
-        if self._exc is not None:
-            raise self._exc
-        return self._value
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        return self._exc
-
-    def add_done_callback(self, fn: Callable) -> None:
-        fn(self)
-
-
-def _is_done(x: Any) -> bool:
-    return type(x) is _Done
 
 
 _SCANNED = (TaskFuture, *_CONTAINERS)

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from ._taskcall import in_task_body
-from .run import TaskFuture, _name_of, current_run
+from .futures import TaskFuture
+from .run import _name_of, current_run
 
 __all__ = ["Task", "task", "submit", "map"]
 
