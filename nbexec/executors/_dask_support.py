@@ -1,0 +1,139 @@
+"""DaskExecutor's helpers: quiet logs, cluster classes by name, resource tags, shipping task code."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+import dask
+import distributed
+from distributed.deploy import Cluster
+
+from .._taskcall import _nbexec_remote as rt
+from . import _dask_remote as remote
+
+_DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bokeh": "error"}
+
+
+class _ErrorsOnly(logging.Filter):
+    """Lets only errors through: distributed's info lines and warnings are not a notebook's business."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+_ERRORS_ONLY = _ErrorsOnly()
+
+
+def _quiet_stderr_logs() -> None:
+    """Keep distributed's and bokeh's info and warnings off stderr, unless the user configured logging.
+
+    A filter on their stream handlers, installed once: distributed's own ``silence_logs`` saves and
+    restores handler levels, which goes wrong when clusters start and stop out of order (a stopped
+    cluster restored INFO while another one still ran, and its messages reached the cell's stderr).
+    """
+    configured = dask.config.get("logging", {}) or {}
+    if "version" in configured or any(
+        configured.get(k, v) != v for k, v in _DEFAULT_LOGGING.items()
+    ):
+        return
+    for name in ("distributed", "bokeh"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and _ERRORS_ONLY not in handler.filters:
+                handler.addFilter(_ERRORS_ONLY)
+
+
+def import_cluster_class(name: str) -> type:
+    """Import ``name`` (a dotted name) and return it if it is a ``distributed.deploy.Cluster`` subclass."""
+    obj: Any = None
+    # Only the module part is imported (never ``name`` itself as a module: a class is an attribute).
+    module_name, _, attr = name.rpartition(".")
+    if module_name and all(part.isidentifier() for part in name.split(".")):
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            obj = None
+    if not (isinstance(obj, type) and issubclass(obj, Cluster)):
+        found = "nothing importable" if obj is None else repr(obj)
+        raise ValueError(
+            f"cluster_class {name!r} is not a distributed.deploy.Cluster subclass ({found}); "
+            "a string must name a Cluster class such as 'distributed.LocalCluster' or "
+            "'dask_jobqueue.SLURMCluster' (the Python API also accepts any callable)"
+        )
+    return obj
+
+
+def parse_resources(tags: Iterable[str] | None) -> dict[str, float]:
+    """Dask worker resources from tags ``dask-resource:KEY=NUM`` (prefix case-insensitive)."""
+    resources: dict[str, float] = {}
+    for tag in tags or ():
+        if not isinstance(tag, str) or not tag.lower().startswith("dask-resource"):
+            continue
+        prefix, sep, value = tag.partition("=")
+        parts = prefix.split(":")
+        if not sep or len(parts) < 2 or not parts[1]:
+            raise ValueError(f"Malformed resource tag {tag!r}: expected 'dask-resource:KEY=NUM'")
+        try:
+            resources[parts[1]] = float(value)
+        except ValueError:
+            raise ValueError(f"Malformed resource tag {tag!r}: {value!r} is not a number") from None
+    return resources
+
+
+def _check_mapping(name: str, value: Any) -> dict | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict or None, not {type(value).__name__}")
+    return dict(value)
+
+
+_REMOTE_SOURCE: tuple[bytes, str, str] | None = None
+
+
+def _remote_source() -> tuple[bytes, str, str]:
+    """``_nbexec_remote``'s source, file name and sha256 (read once per process)."""
+    global _REMOTE_SOURCE
+    if _REMOTE_SOURCE is None:
+        filename = rt.__file__
+        source = rt.__spec__.loader.get_data(filename)  # a file, or a zip/wheel member
+        digest = hashlib.sha256(source).hexdigest()
+        rt.__nbexec_digest__ = digest  # an in-process scheduler or worker finds it present
+        _REMOTE_SOURCE = (source, filename, digest)
+    return _REMOTE_SOURCE
+
+
+def _install_remote_module(client: distributed.Client) -> None:
+    """Install ``_nbexec_remote`` on the scheduler and every worker, present and future, once.
+
+    Idempotent plugins named by the source's digest: a later ``start()`` with the same code costs
+    two scheduler round trips and no worker work.
+    """
+    source, filename, digest = _remote_source()
+    name = f"nbexec-remote-{digest[:16]}"
+    args = (remote.MODULE, source, filename, digest)
+    try:
+        client.register_plugin(remote.InstallScheduler(*args), name=name)
+        client.register_plugin(remote.InstallWorker(*args), name=name)
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not install nbexec's task code ({remote.MODULE}) on the Dask cluster: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _raise_if_unpicklable(exc: BaseException, what: str) -> None:
+    """Re-raise a serialization failure of ``client.submit``/``map`` as a TypeError naming ``what``."""
+    if isinstance(exc, pickle.PicklingError) or "serialize" in str(exc.args[0] if exc.args else ""):
+        cause = exc.__cause__ or exc
+        raise TypeError(
+            f"cannot pickle the function or arguments of {what}: {type(cause).__name__}: {cause}"
+        ) from exc
+
+
+def _qualname(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
