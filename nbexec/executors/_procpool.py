@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-
 from . import _procworker as pw
 from ._pickling import dumps
 from ._threadpool import _finish, force_cancel
