@@ -12,6 +12,7 @@ import heapq
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow", "TaskInfo"]
@@ -129,9 +130,11 @@ class Tracker:
         self._t_end: float | None = None
         self._open = 0
         self._closed = False
-        self.version = 0
+        self._version = 0
+        self._queued = 0  # events appended (racy count: only tells views that something changed)
         self.info: dict = {}
-        self._changed = threading.Condition(self._lock)
+        self._events: deque = deque()
+        self._poke = threading.Event()
         self._waiters = 0
 
     # --- writers -----------------------------------------------------------------------------
@@ -147,6 +150,8 @@ class Tracker:
             record.attempts = 1
             record.where = running_on
         with self._lock:
+            if len(self._events) > 256:
+                self._drain()
             if self._t0 is None:
                 self._t0 = now
             self._t_end = None
@@ -162,7 +167,7 @@ class Tracker:
                 record.where = self._interned.setdefault(running_on, running_on)
                 self._workers[record.where] = self._workers.get(record.where, 0) + 1
             self._open += 1
-            self.version += 1
+            self._version += 1
         return task_id
 
     def _move(self, record: TaskRecord, state: str) -> None:
@@ -173,38 +178,21 @@ class Tracker:
         self._totals[state] += 1
         record.state = state
 
+    # Threads that run tasks never take the lock: they append to ``_events`` (a deque, atomic
+    # under the GIL) and whoever reads next applies them. A lock shared with every pool thread
+    # made the submitting thread queue behind them, and the cost per task grew with the backlog.
+
     def running(
         self, task_id: int, t: float | None = None, where: str | None = None, attempt: int = 1
     ) -> None:
         """The task's code started executing (attempt ``attempt``) at ``t`` on ``where``."""
-        with self._lock:
-            record = self._records[task_id]
-            record.attempts = max(record.attempts, attempt)
-            if record.state in TERMINAL:
-                # A late event (Dask sends them through the scheduler): keep where and when only.
-                if record.started is None and t is not None:
-                    record.started = t
-                if where is not None and record.where is None:
-                    record.where = self._interned.setdefault(where, where)
-                return
-            if record.started is None:
-                record.started = t or time.time()
-            if where is not None and record.where is None:
-                record.where = self._interned.setdefault(where, where)
-                self._workers[record.where] = self._workers.get(record.where, 0) + 1
-            self._move(record, "running")
-            self.version += 1
+        self._events.append((self._apply_running, (task_id, t or time.time(), where, attempt)))
+        self._queued += 1
 
     def retrying(self, task_id: int, attempt: int, error: str | None = None) -> None:
         """Attempt ``attempt`` failed; another follows after the retry delay."""
-        with self._lock:
-            record = self._records[task_id]
-            record.attempts = max(record.attempts, attempt)
-            if record.state in TERMINAL:
-                return
-            record.error = error
-            self._move(record, "retrying")
-            self.version += 1
+        self._events.append((self._apply_retrying, (task_id, attempt, error)))
+        self._queued += 1
 
     def finish(
         self, task_id: int, state: str, error: str | None = None, traceback: str | None = None
@@ -212,42 +200,85 @@ class Tracker:
         """The task ended in ``state`` ("success", "failed" or "cancelled"); later calls are ignored."""
         if state not in TERMINAL:
             raise ValueError(f"finish() takes one of {sorted(TERMINAL)}, got {state!r}")
-        now = time.time()
-        with self._lock:
-            record = self._records[task_id]
-            if record.state in TERMINAL:
-                return
-            self._move(record, state)
-            record.finished = now
+        self._events.append((self._apply_finish, (task_id, state, error, traceback, time.time())))
+        self._queued += 1
+        if self._waiters:
+            self._poke.set()
+
+    @property
+    def version(self) -> int:
+        """Grows whenever something changed (cheap: views poll it to skip needless refreshes)."""
+        return self._version + self._queued
+
+    def _drain(self) -> None:
+        """Apply the queued events (call with the lock held)."""
+        events = self._events
+        while events:
+            apply, args = events.popleft()
+            apply(*args)
+
+    def _apply_running(self, task_id: int, t: float, where: str | None, attempt: int) -> None:
+        record = self._records[task_id]
+        record.attempts = max(record.attempts, attempt)
+        if record.state in TERMINAL:
+            # A late event (Dask sends them through the scheduler): keep where and when only.
+            if record.started is None and t is not None:
+                record.started = t
+            if where is not None and record.where is None:
+                record.where = self._interned.setdefault(where, where)
+            return
+        if record.started is None:
+            record.started = t or time.time()
+        if where is not None and record.where is None:
+            record.where = self._interned.setdefault(where, where)
+            self._workers[record.where] = self._workers.get(record.where, 0) + 1
+        self._move(record, "running")
+        self._version += 1
+
+    def _apply_retrying(self, task_id: int, attempt: int, error: str | None) -> None:
+        record = self._records[task_id]
+        record.attempts = max(record.attempts, attempt)
+        if record.state in TERMINAL:
+            return
+        record.error = error
+        self._move(record, "retrying")
+        self._version += 1
+
+    def _apply_finish(
+        self, task_id: int, state: str, error: str | None, traceback: str | None, now: float
+    ) -> None:
+        record = self._records[task_id]
+        if record.state in TERMINAL:
+            return
+        self._move(record, state)
+        record.finished = now
+        if state == "success":
+            record.error = None
+            if record.attempts == 0:
+                record.attempts = 1
+        else:
+            record.error = error
+        if record.started is not None:
+            duration = now - record.started
+            stats = self._names[record.name]
+            stats.dur_sum += duration
+            stats.dur_n += 1
+            if stats.dur_max is None or duration > stats.dur_max:
+                stats.dur_max = duration
             if state == "success":
-                record.error = None
-                if record.attempts == 0:
-                    record.attempts = 1
-            else:
-                record.error = error
-            if record.started is not None:
-                duration = now - record.started
-                stats = self._names[record.name]
-                stats.dur_sum += duration
-                stats.dur_n += 1
-                if stats.dur_max is None or duration > stats.dur_max:
-                    stats.dur_max = duration
-                if state == "success":
-                    if len(self._slowest) < _SLOWEST_KEPT:
-                        heapq.heappush(self._slowest, (duration, task_id))
-                    elif duration > self._slowest[0][0]:
-                        heapq.heapreplace(self._slowest, (duration, task_id))
-            if state == "failed":
-                self._failed_count += 1
-                if len(self._failures) < _FAILURES_KEPT:
-                    self._failures.append((task_id, self._info(task_id, record, traceback)))
-                    self._failures.sort(key=lambda item: item[0])
-            self._open -= 1
-            if self._open == 0:
-                self._t_end = now
-                if self._waiters:
-                    self._changed.notify_all()
-            self.version += 1
+                if len(self._slowest) < _SLOWEST_KEPT:
+                    heapq.heappush(self._slowest, (duration, task_id))
+                elif duration > self._slowest[0][0]:
+                    heapq.heapreplace(self._slowest, (duration, task_id))
+        if state == "failed":
+            self._failed_count += 1
+            if len(self._failures) < _FAILURES_KEPT:
+                self._failures.append((task_id, self._info(task_id, record, traceback)))
+                self._failures.sort(key=lambda item: item[0])
+        self._open -= 1
+        if self._open == 0:
+            self._t_end = now
+        self._version += 1
 
     def event(self, task_id: int, event: str, info: dict) -> None:
         """Apply an event sent by running task code through an executor's event channel."""
@@ -264,24 +295,37 @@ class Tracker:
                     self.info.pop(name, None)
                 else:
                     self.info[name] = value
-            self.version += 1
+            self._version += 1
 
     def wait_all(self, timeout: float | None = None) -> bool:
         """Block until no task is open (or ``timeout`` passes); True if none is open."""
-        with self._lock:
-            self._waiters += 1
-            try:
-                return self._changed.wait_for(lambda: self._open == 0, timeout)
-            finally:
-                self._waiters -= 1
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._waiters += 1
+        try:
+            while True:
+                self._poke.clear()
+                with self._lock:
+                    self._drain()
+                    if self._open == 0:
+                        return True
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._poke.wait(remaining)
+        finally:
+            self._waiters -= 1
 
     # --- readers -----------------------------------------------------------------------------
 
     def record(self, task_id: int) -> TaskRecord:
+        """The task's record, with every event so far applied."""
+        if self._events:
+            with self._lock:
+                self._drain()
         return self._records[task_id]
 
     def state(self, task_id: int) -> str:
-        return self._records[task_id].state
+        return self.record(task_id).state
 
     def __len__(self) -> int:
         return len(self._records)
@@ -294,6 +338,7 @@ class Tracker:
     def snapshot(self) -> Snapshot:
         """An immutable view; its cost depends on the number of task names, not of tasks."""
         with self._lock:
+            self._drain()
             rows = []
             for name, stats in self._names.items():
                 mean = stats.dur_sum / stats.dur_n if stats.dur_n else None
@@ -312,7 +357,7 @@ class Tracker:
                 slowest=slowest_info,
                 elapsed=elapsed,
                 finished=self._open == 0,
-                version=self.version,
+                version=self._version,
                 workers=dict(self._workers),
                 info=dict(self.info),
             )

@@ -112,7 +112,7 @@ def _refresh_cost(tracker: Tracker) -> float:
     for _ in range(5):
         t0 = time.perf_counter()
         for _ in range(40):
-            tracker.version += 1  # a new snapshot each time, as during a run
+            tracker._version += 1  # a new snapshot each time, as during a run
             table.refresh()
         best = min(best, (time.perf_counter() - t0) / 40)
     return best
