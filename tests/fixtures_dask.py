@@ -89,7 +89,11 @@ class DaskCLICluster:
             "scheduler",
             env=self.worker_env,
         )
-        deadline = time.monotonic() + 30
+        self.wait_for_address()
+
+    def wait_for_address(self, timeout: float = 30) -> None:
+        """Read the scheduler's address from its scheduler file once it appears."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 self.address = json.loads(Path(self.scheduler_file).read_text())["address"]
@@ -98,7 +102,7 @@ class DaskCLICluster:
                 if self.scheduler.poll() is not None:
                     raise RuntimeError("dask scheduler exited") from None
                 time.sleep(0.1)
-        raise RuntimeError("dask scheduler did not write its file within 30 s")
+        raise RuntimeError(f"dask scheduler did not write its file within {timeout} s")
 
     def start_worker(self, *extra: str, nthreads: int = 2, wait: bool = True) -> subprocess.Popen:
         """Start one more ``dask worker`` (with nanny); wait until the scheduler lists it."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import threading
-import traceback
 import time
+import traceback
 import weakref
 from concurrent.futures import CancelledError
 

@@ -113,7 +113,9 @@ def ratio_row(mode, n, raw_label, raw, nb_label, nb, limit, note="") -> Row:
     r, rc = paired_ratio(raw, nb), cpu_ratio(raw, nb)
     ok, ok_cpu = r <= limit, rc <= limit
     if ok != ok_cpu:
-        note = (note + " " if note else "") + ("(CPU ratio passes)" if ok_cpu else "(CPU ratio fails)")
+        note = (note + " " if note else "") + (
+            "(CPU ratio passes)" if ok_cpu else "(CPU ratio fails)"
+        )
     return Row(mode, n, raw_label, median(raw) / n * 1e6, nb_label, median(nb) / n * 1e6, r, rc,
                f"<= {limit:g}x", ok, note)  # fmt: skip
 
@@ -131,7 +133,9 @@ def delta_row(mode, n, raw_label, raw, nb_label, nb, limit_us, note="") -> Row:
     ok_wall, ok_cpu = d <= limit_us, dc <= limit_us
     budget = f"<= +{limit_us:g} µs/task (wall +{d:.1f}, CPU +{dc:.1f})"
     if ok_wall != ok_cpu:
-        note = (note + " " if note else "") + ("(on CPU time; wall FAIL)" if ok_cpu else "(CPU FAIL)")
+        note = (note + " " if note else "") + (
+            "(on CPU time; wall FAIL)" if ok_cpu else "(CPU FAIL)"
+        )
     return Row(mode, n, raw_label, median(raw) / n * 1e6, nb_label, median(nb) / n * 1e6, r, rc,
                budget, ok_cpu, note)  # fmt: skip
 
@@ -179,10 +183,18 @@ def machine() -> str:
 
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        rev = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "../../nbexec"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", here, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", here, "status", "--porcelain", "--", "../../nbexec"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         rev = f"nbexec at {rev}{' + uncommitted changes' if dirty else ''}, "
     except (OSError, subprocess.SubprocessError):
         rev = ""

@@ -82,7 +82,9 @@ def bench_local_dask(scheduler, n, reps):
 
         t = interleave([("raw", raw), ("nb", nb)], reps, label=scheduler)
     label = "dask.threaded.get (raw graph)" if scheduler == "threads" else "dask.get (raw graph)"
-    return [ratio_row(scheduler, n, label, t["raw"], f'LocalDaskExecutor("{scheduler}")', t["nb"], 1.5)]
+    return [
+        ratio_row(scheduler, n, label, t["raw"], f'LocalDaskExecutor("{scheduler}")', t["nb"], 1.5)
+    ]
 
 
 def mp_pool(workers):
@@ -124,8 +126,15 @@ def bench_processes(n, reps, workers=2):
 
             t = interleave([("raw", raw), ("nb", nb)], reps, label="processes")
             rows.append(
-                ratio_row("processes", n, "dask.multiprocessing.get (chunksize 6, warm pool)",
-                          t["raw"], 'LocalDaskExecutor("processes")', t["nb"], 1.5)  # fmt: skip
+                ratio_row(
+                    "processes",
+                    n,
+                    "dask.multiprocessing.get (chunksize 6, warm pool)",
+                    t["raw"],
+                    'LocalDaskExecutor("processes")',
+                    t["nb"],
+                    1.5,
+                )  # fmt: skip
             )
 
             # A few long tasks must still run in parallel on every worker.
@@ -164,7 +173,9 @@ def bench_dask(n, reps):
         print(f"  cluster: {ex.describe()}", file=sys.stderr)
 
         def raw_submit():
-            return timed(lambda: client.gather([client.submit(inc, i, pure=False) for i in range(n)]))
+            return timed(
+                lambda: client.gather([client.submit(inc, i, pure=False) for i in range(n)])
+            )
 
         def nb_submit():
             return timed(lambda: ex.wait([ex.submit(inc, i) for i in range(n)]))
@@ -186,7 +197,9 @@ def bench_dask(n, reps):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=10_000, help="tasks for local, threads, sync")
     p.add_argument("--n-processes", type=int, default=5_000)
     p.add_argument("--n-dask", type=int, default=500)

@@ -239,7 +239,9 @@ def bench_mode(mode, sizes, reps, map_sizes=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--modes", default="local,threads,sync,processes,dask")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--full", action="store_true", help="the issue's sizes (slower)")
@@ -261,7 +263,9 @@ def main(argv=None):
     rows, tracking, flat, mem = [], [], [], []
     try:
         for mode in modes:
-            r, tr, per_size = bench_mode(mode, sizes[mode], a.reps, dask_map if mode == "dask" else None)
+            r, tr, per_size = bench_mode(
+                mode, sizes[mode], a.reps, dask_map if mode == "dask" else None
+            )
             rows += r
             tracking += tr
             if 1_000 in per_size and 100_000 in per_size:
@@ -275,7 +279,12 @@ def main(argv=None):
         nbexec.stop()
 
     print()
-    print(table(rows, f"nbexec.run(mode) with tracking vs the raw backend, median of {a.reps} interleaved runs"))
+    print(
+        table(
+            rows,
+            f"nbexec.run(mode) with tracking vs the raw backend, median of {a.reps} interleaved runs",
+        )
+    )
     print()
     print(table(tracking, "Tracking overhead: the same executor alone vs through nbexec.run"))
     if flat:
@@ -286,12 +295,18 @@ def main(argv=None):
             judged = case != "raw"
             verdict = ("pass" if large / small <= 1.2 else "**FAIL**") if judged else "(baseline)"
             what = "nbexec.submit" if case == "submit" else "raw"
-            print(f"| {mode} | {what} | {small:.1f} | {large:.1f} | {large / small:.2f}x | {verdict} |")
+            print(
+                f"| {mode} | {what} | {small:.1f} | {large:.1f} | {large / small:.2f}x | {verdict} |"
+            )
     print("\n**Memory per finished task (budget: the run's record < 500 bytes)**\n")
-    print("| mode | N | TaskRecord, deep (B/task) | pass/fail | whole Run retained, tracemalloc (B/task) | top nbexec allocation sites |")
+    print(
+        "| mode | N | TaskRecord, deep (B/task) | pass/fail | whole Run retained, tracemalloc (B/task) | top nbexec allocation sites |"
+    )
     print("|---|---:|---:|---|---:|---|")
     for mode, n, rec, retained, where in mem:
-        print(f"| {mode} | {n:,} | {rec:.0f} | {'pass' if rec < 500 else '**FAIL**'} | {retained:,.0f} | {where} |")
+        print(
+            f"| {mode} | {n:,} | {rec:.0f} | {'pass' if rec < 500 else '**FAIL**'} | {retained:,.0f} | {where} |"
+        )
     print(f"\n_{machine()}; {time.perf_counter() - t0:.0f} s._")
 
 

@@ -171,16 +171,7 @@ class TLSCluster(DaskCLICluster):
              *self.tls_args],
             "scheduler",
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.address = json.loads(Path(self.scheduler_file).read_text())["address"]
-                return
-            except (OSError, ValueError, KeyError):
-                if self.scheduler.poll() is not None:
-                    raise RuntimeError("dask scheduler exited") from None
-                time.sleep(0.1)
-        raise RuntimeError("TLS dask scheduler did not write its file within 30 s")
+        self.wait_for_address()
 
     @property
     def security(self):
