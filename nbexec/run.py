@@ -210,7 +210,7 @@ class Run:
                 args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
         tracker = self.tracker
         if self._inline:
-            task_id = tracker.add(name, "", running_on=self._here)
+            task_id = tracker.add(name, None, running_on=self._here)
             call = TaskCall(fn, task_id, self._emit if retries else None, retries, retry_delay)
             return self._run_inline(call, task_id, name, args, kwargs, deps)
         task_id = tracker.add(name, "")
@@ -236,7 +236,6 @@ class Run:
             efut = _Done(call(*args, **kwargs), None)
         except Exception as exc:
             efut = _Done(None, exc)
-        self.tracker.record(task_id).key = f"{name}-{task_id}"
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         self._on_done(future, efut)

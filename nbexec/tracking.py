@@ -139,8 +139,11 @@ class Tracker:
 
     # --- writers -----------------------------------------------------------------------------
 
-    def add(self, name: str, key: str, running_on: str | None = None) -> int:
-        """Register a new task and return its id: pending, or already running on ``running_on``."""
+    def add(self, name: str, key: str | None, running_on: str | None = None) -> int:
+        """Register a new task and return its id: pending, or already running on ``running_on``.
+
+        ``key=None`` names it ``<name>-<id>``.
+        """
         now = time.time()
         name = sys.intern(name)
         record = TaskRecord(name, key, now)
@@ -156,6 +159,8 @@ class Tracker:
                 self._t0 = now
             self._t_end = None
             task_id = len(self._records)
+            if key is None:
+                record.key = f"{name}-{task_id}"
             self._records.append(record)
             stats = self._names.get(name)
             if stats is None:
