@@ -206,3 +206,14 @@ def test_no_table_shows_nothing(kernel):
         run.submit(abs, -3)
     view.finish()
     assert kernel == [] and view.table is None and view._thread is None
+
+
+def test_header_says_when_workers_were_lost_or_none_are_left():
+    from nbexec.tracking import Tracker
+    from nbexec.widgets.table import header_html
+
+    tracker = Tracker()
+    tracker.add("t", "k")
+    tracker.set_info(workers=0, workers_lost=2, note="no workers: tasks wait until a worker joins")
+    html = header_html(tracker.snapshot())
+    assert "2 workers lost" in html and "no workers: tasks wait until a worker joins" in html

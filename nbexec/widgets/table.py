@@ -37,6 +37,11 @@ def header_html(snapshot: Snapshot) -> str:
     elif snapshot.workers:
         n = len(snapshot.workers)
         parts.append(f"{n} worker{'s' if n != 1 else ''} used")
+    lost = info.get("workers_lost")
+    if lost:
+        parts.append(f"{lost} worker{'s' if lost != 1 else ''} lost")
+    if info.get("note"):
+        parts.append(f"<b>{_esc(str(info['note']))}</b>")
     link = info.get("dashboard_link")
     if link:
         parts.append(f'<a href="{_esc(str(link))}" target="_blank">dashboard</a>')
