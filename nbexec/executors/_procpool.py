@@ -423,10 +423,7 @@ class ProcPool(Executor):
                 killed.append(child)
             replace = not self._closing
         for child in killed:
-            try:
-                os.kill(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _sigkill(child.pid)
         for t in cancel:
             force_cancel(t.future)
         if replace:
@@ -482,9 +479,14 @@ class ProcPool(Executor):
             for c in children:
                 c.alive = False
         for c in children:
-            try:
-                os.kill(c.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _sigkill(c.pid)
         for c in children:
             c.proc.wait()
+
+
+def _sigkill(pid: int) -> None:
+    """SIGKILL ``pid`` if it still exists."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
