@@ -31,12 +31,13 @@ from .run import Run
 __all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
 
 _MISSING = object()
-_last_run: Run | None = None
 
 
 def last_run() -> Run | None:
     """The run of the most recent ``%%executor`` cell (None before any)."""
-    return _last_run
+    from .widgets.live import last_run as shown
+
+    return shown()
 
 
 def _declare_options(func: Any) -> Any:
@@ -160,13 +161,11 @@ class ExecutorMagics(Magics):
     # --- %%executor ---------------------------------------------------------------------------
 
     def _cell(self, line: str, cell: str) -> Any:
-        global _last_run
         __tracebackhide__ = True
         mode, options, display = _parse(line)
         _validate(mode, options)
         body, last, names = self._compile(cell)
         run = Run(session.ensure(mode, **options))
-        _last_run = run
         from .widgets.live import show_run  # widgets degrade to HTML/text without ipywidgets
 
         view = show_run(
