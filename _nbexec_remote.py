@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
-    "in_task_body", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
+    "in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys",
 ]  # fmt: skip
 
@@ -40,7 +40,9 @@ def in_task_body() -> bool:
     return getattr(threading.current_thread(), "_nbexec_depth", 0) > 0
 
 
-def _where(thread: threading.Thread) -> str:
+def where_of(thread: threading.Thread) -> str:
+    """Where ``thread`` runs tasks: ``pid N`` (main thread), ``pid N <thread name>``, or the Dask
+    worker's address; cached on the thread."""
     where = getattr(thread, "_nbexec_where", None)
     if where is None:
         where = (
@@ -82,7 +84,7 @@ class TaskCall:
                     emit(
                         self.task_id,
                         "running",
-                        {"t": time.time(), "where": _where(thread), "attempt": attempt},
+                        {"t": time.time(), "where": where_of(thread), "attempt": attempt},
                     )
                 try:
                     return self.fn(*args, **kwargs)

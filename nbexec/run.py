@@ -12,12 +12,12 @@ import contextlib
 import os
 import sys
 import threading
-import traceback as tb_module
 import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from ._runfuture import RunFuture, RunFutureHere, report_outcome, upstream_reason
 from ._taskcall import MappedTaskCall, TaskCall
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
@@ -25,7 +25,6 @@ from .futures import (
     TaskFailed,
     TaskFuture,
     _Done,
-    _future_failed,
     _is_done,
     _is_task_future,
     _user_traceback,
@@ -62,6 +61,7 @@ class Run:
         self._inline = (
             isinstance(executor, LocalExecutor) and type(executor).submit is LocalExecutor.submit
         )
+        self._lane = _pool_lane(executor)
         self._active = False
         self._here = f"pid {os.getpid()}"
         self.tracker.info["mode"] = getattr(executor, "mode", "custom")
@@ -213,6 +213,8 @@ class Run:
             task_id = tracker.add(name, None, running_on=self._here)
             call = TaskCall(fn, task_id, self._emit if retries else None, retries, retry_delay)
             return self._run_inline(call, task_id, name, args, kwargs, deps)
+        if self._lane is not None:
+            return self._submit_to_pool(fn, name, args, kwargs, deps, retries, retry_delay)
         task_id = tracker.add(name, "")
         call = TaskCall(fn, task_id, self._emit, retries, retry_delay)
         context = {"task_name": name, "task_index": index, "task_tags": tuple(tags)}
@@ -226,6 +228,22 @@ class Run:
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         efut.add_done_callback(partial(self._on_done, future))
+        return future
+
+    def _submit_to_pool(self, fn, name, args, kwargs, deps, retries, retry_delay) -> TaskFuture:
+        """LocalDaskExecutor: the pool completes a RunFuture, which reports to the tracker."""
+        tracker = self.tracker
+        task_id = tracker.add(name, None)
+        efut = self._lane(tracker, task_id, deps)
+        if retries:
+            fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
+        try:
+            self.executor.submit_to(efut, fn, args, kwargs, deps and [d._efut for d in deps])
+        except BaseException as exc:
+            tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        future = TaskFuture(self, task_id, efut, deps)
+        self.futures.append(future)
         return future
 
     def _run_inline(self, call, task_id, name, args, kwargs, deps) -> TaskFuture:
@@ -259,21 +277,10 @@ class Run:
         except BaseException as error:  # a future that cannot even report its state
             tracker.finish(future._id, "failed", f"{type(error).__name__}: {error}")
             return
-        if exc is None:
-            tracker.finish(future._id, "success")
-            return
-        reason = self._upstream_reason(future)
-        if reason:
-            tracker.finish(future._id, "cancelled", reason)
-            return
-        text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
-        tracker.finish(future._id, "failed", f"{type(exc).__name__}: {exc}", text)
+        report_outcome(tracker, future._id, future._deps, exc)
 
     def _upstream_reason(self, future: TaskFuture) -> str | None:
-        for upstream in future._deps or ():
-            if upstream.state in ("failed", "cancelled") or _future_failed(upstream._efut):
-                return f"upstream task {upstream.name!r} failed"
-        return None
+        return upstream_reason(future._deps)
 
     # --- waiting -------------------------------------------------------------------------------
 
@@ -425,6 +432,22 @@ class _PicklesAsNone:
 
 
 _SCANNED = (TaskFuture, *_CONTAINERS)
+
+
+def _pool_lane(executor: Executor) -> type[RunFuture] | None:
+    """The RunFuture class for an executor whose ``submit_to`` a run uses, or None."""
+    submit_to = getattr(type(executor), "submit_to", None)
+    if submit_to is None:
+        return None
+    from .executors.local_dask import LocalDaskExecutor
+
+    if submit_to is not LocalDaskExecutor.submit_to or (
+        type(executor).submit_future is not LocalDaskExecutor.submit_future
+    ):
+        return None  # a subclass that changes how work is submitted keeps the general path
+    if executor.scheduler == "processes":
+        return None  # until the process pool reports when a task really starts
+    return RunFuture if executor.scheduler == "processes" else RunFutureHere
 
 
 def _name_of(fn: Callable) -> str:

@@ -17,6 +17,8 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from queue import SimpleQueue
 from typing import Any
 
+from ._slimfuture import SlimFuture
+
 __all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]
 
 
@@ -25,8 +27,10 @@ class TaskInterrupted(KeyboardInterrupt):
     ``except Exception`` in task code does not swallow it)."""
 
 
-def force_cancel(future: Future) -> bool:
+def force_cancel(future: Any) -> bool:
     """Mark ``future`` cancelled even if it is running; False if it had already finished."""
+    if type(future) is not Future and isinstance(future, SlimFuture):
+        return future.force_cancel()
     if future.cancel():
         return True
     with future._condition:
@@ -148,6 +152,8 @@ class InterruptiblePool(Executor):
 
     def _worker(self) -> None:
         ident = threading.get_ident()
+        # Everything these threads run is inside a task: calling a task there is a plain call.
+        threading.current_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
         while True:
             try:
                 if self._work(ident):

@@ -1,0 +1,77 @@
+"""The future of a run's task on a local pool: it reports its own transitions to the run's tracker.
+
+With ``LocalDaskExecutor`` (threads, processes, sync) a run hands the pool a ``RunFuture`` through
+``submit_to``: no executor future, no done callback and no wrapper around the task's function
+(unless it has retries). The pool's own transitions are the tracking:
+
+- threads, sync (``RunFutureHere``): the pool claims the future in the thread that runs the call,
+  right before calling it; that is when the task is "running", and where.
+- processes (``RunFuture``): the claim happens at dispatch, so "running" comes from the child
+  (``set_started``: once a task has run for a moment, or with its result for a short one).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback as tb_module
+from typing import Any
+
+from ._taskcall import where_of
+from .executors._slimfuture import CANCELLED, SlimFuture
+from .futures import _future_failed
+from .tracking import Tracker
+
+__all__ = ["RunFuture", "RunFutureHere", "report_outcome"]
+
+
+def upstream_reason(deps: Any) -> str | None:
+    """Why a task whose dependencies are ``deps`` (TaskFutures) did not run, if one failed."""
+    for upstream in deps or ():
+        if upstream.state in ("failed", "cancelled") or _future_failed(upstream._efut):
+            return f"upstream task {upstream.name!r} failed"
+    return None
+
+
+def report_outcome(tracker: Tracker, task_id: int, deps: Any, exc: BaseException | None) -> None:
+    """Finish the task in ``tracker``: success, failed (with the traceback text), or cancelled
+    because an upstream task failed (dependents get the upstream's exception)."""
+    if exc is None:
+        tracker.finish(task_id, "success")
+        return
+    reason = upstream_reason(deps)
+    if reason:
+        tracker.finish(task_id, "cancelled", reason)
+        return
+    text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+    tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}", text)
+
+
+class RunFuture(SlimFuture):
+    """A SlimFuture that reports "running" (from ``set_started``) and its end to ``tracker``."""
+
+    __slots__ = ("_tracker", "_id", "_deps")
+
+    def __init__(self, tracker: Tracker, task_id: int, deps: tuple | None) -> None:
+        super().__init__()
+        self._tracker = tracker
+        self._id = task_id
+        self._deps = deps
+
+    def set_started(self, t: float, where: str) -> None:
+        self._tracker.running(self._id, t, where)
+
+    def _on_finished(self, state: str) -> None:
+        if state is CANCELLED:
+            self._tracker.finish(self._id, "cancelled", upstream_reason(self._deps) or "cancelled")
+        else:
+            report_outcome(self._tracker, self._id, self._deps, self._exception)
+
+
+class RunFutureHere(RunFuture):
+    """A RunFuture claimed by the very thread that runs the call (threads, sync)."""
+
+    __slots__ = ()
+
+    def _on_running(self) -> None:
+        self._tracker.running(self._id, time.time(), where_of(threading.current_thread()))

@@ -1,0 +1,175 @@
+"""``SlimFuture``: the ``concurrent.futures.Future`` protocol that nbexec's pools complete, made cheap.
+
+A ``concurrent.futures.Future`` carries a ``Condition`` (an RLock, a deque and six bound methods)
+and takes it on every transition: about ten objects the garbage collector tracks and a dozen lock
+round trips per task. A SlimFuture is one object with ``__slots__``; one module-wide lock guards
+its transitions (held for a few bytecodes, never while a callback runs) and waiting for an
+unfinished one creates an ``Event`` only then. Runs use it for every task of a local pool
+(``LocalDaskExecutor.submit_to``); ``concurrent.futures.wait``/``as_completed`` do not accept it.
+
+Hooks for subclasses, called in the thread that makes the transition: ``_on_running`` (claimed by
+the thread about to execute the call), ``_on_finished`` (just before the future becomes done and
+its callbacks run) and ``set_started`` (a pool whose workers live elsewhere reports when the call
+really started, and where).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import Any
+
+__all__ = ["SlimFuture", "PENDING", "RUNNING", "FINISHED", "CANCELLED"]
+
+PENDING, RUNNING, FINISHED, CANCELLED = "PENDING", "RUNNING", "FINISHED", "CANCELLED"
+FINISHING = "FINISHING"  # the outcome is set and the finishing hook runs; not done yet
+_DONE = (FINISHED, CANCELLED)
+_lock = threading.Lock()
+
+
+class SlimFuture:
+    """A future completed by a pool: ``done``, ``result``, ``exception``, ``cancel``, callbacks."""
+
+    __slots__ = ("_state", "_result", "_exception", "_callbacks", "_event")
+
+    def __init__(self) -> None:
+        self._state = PENDING
+        self._result: Any = None
+        self._exception: BaseException | None = None
+        self._callbacks: list | None = None
+        self._event: threading.Event | None = None
+
+    # --- hooks -------------------------------------------------------------------------------
+
+    def _on_running(self) -> None:
+        """Called once the future is claimed to run (by the thread that will run it)."""
+
+    def _on_finished(self, state: str) -> None:
+        """Called with FINISHED or CANCELLED once the outcome is set, before waiters wake."""
+
+    def set_started(self, t: float, where: str) -> None:
+        """The call started executing at ``t`` (``time.time()``) on ``where``; a no-op here."""
+
+    # --- the pool's side ---------------------------------------------------------------------
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Claim the future to run it: False if it was cancelled (then do not run it)."""
+        with _lock:
+            if self._state is not PENDING:
+                if self._state is CANCELLED or self._state is FINISHING:
+                    return False  # cancelled (or being cancelled)
+                raise RuntimeError(f"future in unexpected state {self._state}")
+            self._state = RUNNING
+        self._on_running()
+        return True
+
+    def set_result(self, result: Any) -> None:
+        """Finish with ``result``; ignored if it already ended (e.g. it was interrupted)."""
+        with _lock:
+            if self._state in _DONE:
+                return
+            self._result = result
+            self._state = FINISHING
+        self._finish(FINISHED)
+
+    def set_exception(self, exception: BaseException) -> None:
+        """Finish with ``exception``; ignored if it already ended."""
+        with _lock:
+            if self._state in _DONE:
+                return
+            self._exception = exception
+            self._state = FINISHING
+        self._finish(FINISHED)
+
+    def cancel(self) -> bool:
+        """Cancel unless it is running or done; True if it is (now) cancelled."""
+        with _lock:
+            if self._state is CANCELLED:
+                return True
+            if self._state is not PENDING:
+                return False
+            self._state = FINISHING
+        self._finish(CANCELLED)
+        return True
+
+    def force_cancel(self) -> bool:
+        """Cancel even while running (the call was interrupted); False if it had already ended."""
+        with _lock:
+            if self._state in _DONE or self._state is FINISHING:
+                return self._state is CANCELLED
+            self._state = FINISHING
+        self._finish(CANCELLED)
+        return True
+
+    def _finish(self, state: str) -> None:
+        # FINISHING keeps other transitions out while the hook runs; readers still see "not done".
+        try:
+            self._on_finished(state)
+        finally:
+            self._state = state
+            event = self._event
+            if event is not None:
+                event.set()
+            callbacks, self._callbacks = self._callbacks, None
+            if callbacks:
+                for callback in callbacks:
+                    try:
+                        callback(self)
+                    except Exception:
+                        import logging
+
+                        logging.getLogger("nbexec").exception("done callback failed")
+
+    # --- the waiter's side -------------------------------------------------------------------
+
+    def done(self) -> bool:
+        return self._state in _DONE
+
+    def cancelled(self) -> bool:
+        return self._state is CANCELLED
+
+    def running(self) -> bool:
+        return self._state is RUNNING
+
+    def add_done_callback(self, fn: Callable[[SlimFuture], Any]) -> None:
+        """Call ``fn(self)`` when done (now, in this thread, if it already is)."""
+        with _lock:
+            if self._state not in _DONE:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def _wait(self, timeout: float | None) -> None:
+        if self._state in _DONE:
+            return
+        with _lock:
+            event = self._event
+            if event is None:
+                event = self._event = threading.Event()
+        # _finish sets the state before it reads _event: either it sees this event, or the
+        # state check below sees the end.
+        if self._state not in _DONE and not event.wait(timeout):
+            raise TimeoutError()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The value; raises the exception, ``CancelledError``, or ``TimeoutError``."""
+        self._wait(timeout)
+        if self._state is CANCELLED:
+            raise CancelledError()
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The exception (None after a success); raises ``CancelledError`` or ``TimeoutError``."""
+        self._wait(timeout)
+        if self._state is CANCELLED:
+            raise CancelledError()
+        return self._exception
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._state.lower()}>"
