@@ -82,7 +82,7 @@ class TaskFuture:
 
     @property
     def key(self) -> str:
-        return self._run.tracker.record(self._id).key
+        return self._run.tracker.key(self._id)
 
     @property
     def state(self) -> str:

@@ -155,12 +155,11 @@ class Run:
         else:
             name, tags, retries, delay = _name_of(fn), (), 0, 0.0
         items = list(zip(*iterables))
+        plain = not any(isinstance(a, _SCANNED) for args in items for a in args)
+        if self._lane is not None and plain and items:
+            return self._map_to_pool(fn, name, items, retries, delay)
         batch = getattr(self.executor, "map", None)
-        if (
-            batch is None
-            or not items
-            or any(isinstance(a, _SCANNED) for args in items for a in args)
-        ):
+        if batch is None or not items or not plain:
             return [
                 self._submit(fn, name, args, {}, tags, retries, delay, index)
                 for index, args in enumerate(items)
@@ -183,7 +182,7 @@ class Run:
             raise
         futures = []
         for task_id, efut in zip(ids, efuts):
-            tracker.record(task_id).key = getattr(efut, "key", None) or f"{name}-{task_id}"
+            tracker.record(task_id).key = getattr(efut, "key", None)
             future = TaskFuture(self, task_id, efut, None)
             futures.append(future)
             efut.add_done_callback(partial(self._on_done, future))
@@ -223,8 +222,7 @@ class Run:
         except BaseException as exc:
             tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        record = tracker.record(task_id)
-        record.key = getattr(efut, "key", None) or f"{name}-{task_id}"
+        tracker.record(task_id).key = getattr(efut, "key", None)
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         efut.add_done_callback(partial(self._on_done, future))
@@ -245,6 +243,27 @@ class Run:
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         return future
+
+    def _map_to_pool(self, fn, name, items, retries, delay) -> list[TaskFuture]:
+        """``map`` on a LocalDaskExecutor: the tasks are registered at once, then submitted."""
+        if not self._active:
+            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+        tracker, lane, submit_to = self.tracker, self._lane, self.executor.submit_to
+        ids = tracker.add_many(name, len(items))
+        futures = []
+        try:
+            for task_id, args in zip(ids, items):
+                efut = lane(tracker, task_id, None)
+                call = TaskCall(fn, task_id, self._emit, retries, delay) if retries else fn
+                submit_to(efut, call, args, {}, None)
+                futures.append(TaskFuture(self, task_id, efut, None))
+        except BaseException as exc:
+            for task_id in ids[len(futures) :]:
+                tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.futures.extend(futures)
+        return futures
 
     def _run_inline(self, call, task_id, name, args, kwargs, deps) -> TaskFuture:
         """LocalExecutor: call now, in this thread, without a concurrent Future's locking."""

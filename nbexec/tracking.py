@@ -19,12 +19,16 @@ __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow",
 
 STATES = ("pending", "running", "retrying", "success", "failed", "cancelled")
 TERMINAL = frozenset(("success", "failed", "cancelled"))
+_RUNNING, _RETRYING = "running", "retrying"  # event kinds; the others are terminal states
 _FAILURES_KEPT = 20
 _SLOWEST_KEPT = 5
 
 
 class TaskRecord:
-    """What the run remembers of one task (small: a finished one stays well under 500 bytes)."""
+    """What the run remembers of one task (small: a finished one stays well under 500 bytes).
+
+    ``key`` is None for a task named ``<name>-<id>`` (``Tracker.key``).
+    """
 
     __slots__ = (
         "name",
@@ -38,7 +42,7 @@ class TaskRecord:
         "error",
     )
 
-    def __init__(self, name: str, key: str, submitted: float):
+    def __init__(self, name: str, key: str | None, submitted: float):
         self.name = name
         self.key = key
         self.state = "pending"
@@ -103,9 +107,17 @@ class Snapshot:
 
 
 class _NameStats:
-    __slots__ = ("counts", "total", "dur_sum", "dur_n", "dur_max")
+    __slots__ = ("counts", "total", "dur_sum", "dur_n", "dur_max", "name")
+
+    def name_of(self, name: str) -> str:
+        """The one string object kept for this name (records share it)."""
+        first = self.name
+        if first is None:
+            first = self.name = name
+        return first
 
     def __init__(self) -> None:
+        self.name: str | None = None
         self.counts = dict.fromkeys(STATES, 0)
         self.total = 0
         self.dur_sum = 0.0
@@ -142,16 +154,14 @@ class Tracker:
     def add(self, name: str, key: str | None, running_on: str | None = None) -> int:
         """Register a new task and return its id: pending, or already running on ``running_on``.
 
-        ``key=None`` names it ``<name>-<id>``.
+        ``key=None`` names it ``<name>-<id>`` (``key(id)``), without keeping a string for it.
         """
         now = time.time()
-        name = sys.intern(name)
         record = TaskRecord(name, key, now)
         if running_on is not None:
             record.state = "running"
             record.started = now
             record.attempts = 1
-            record.where = running_on
         with self._lock:
             if len(self._events) > 256:
                 self._drain()
@@ -159,12 +169,13 @@ class Tracker:
                 self._t0 = now
             self._t_end = None
             task_id = len(self._records)
-            if key is None:
-                record.key = f"{name}-{task_id}"
             self._records.append(record)
             stats = self._names.get(name)
             if stats is None:
+                record.name = name = sys.intern(name)
                 stats = self._names[name] = _NameStats()
+            else:
+                record.name = stats.name_of(name)
             stats.counts[record.state] += 1
             stats.total += 1
             self._totals[record.state] += 1
@@ -174,6 +185,33 @@ class Tracker:
             self._open += 1
             self._version += 1
         return task_id
+
+    def add_many(self, name: str, count: int) -> range:
+        """Register ``count`` pending tasks named ``name`` at once; return their ids."""
+        now = time.time()
+        with self._lock:
+            if self._t0 is None:
+                self._t0 = now
+            self._t_end = None
+            first = len(self._records)
+            stats = self._names.get(name)
+            if stats is None:
+                name = sys.intern(name)
+                stats = self._names[name] = _NameStats()
+            else:
+                name = stats.name_of(name)
+            self._records.extend([TaskRecord(name, None, now) for _ in range(count)])
+            stats.counts["pending"] += count
+            stats.total += count
+            self._totals["pending"] += count
+            self._open += count
+            self._version += 1
+        return range(first, first + count)
+
+    def key(self, task_id: int) -> str:
+        """The task's key: the one it was given, else ``<name>-<id>``."""
+        record = self._records[task_id]
+        return record.key if record.key is not None else f"{record.name}-{task_id}"
 
     def _move(self, record: TaskRecord, state: str) -> None:
         counts = self._names[record.name].counts
@@ -191,12 +229,12 @@ class Tracker:
         self, task_id: int, t: float | None = None, where: str | None = None, attempt: int = 1
     ) -> None:
         """The task's code started executing (attempt ``attempt``) at ``t`` on ``where``."""
-        self._events.append((self._apply_running, (task_id, t or time.time(), where, attempt)))
+        self._events.append((_RUNNING, task_id, t or time.time(), where, attempt))
         self._queued += 1
 
     def retrying(self, task_id: int, attempt: int, error: str | None = None) -> None:
         """Attempt ``attempt`` failed; another follows after the retry delay."""
-        self._events.append((self._apply_retrying, (task_id, attempt, error)))
+        self._events.append((_RETRYING, task_id, attempt, error, None))
         self._queued += 1
 
     def finish(
@@ -205,7 +243,7 @@ class Tracker:
         """The task ended in ``state`` ("success", "failed" or "cancelled"); later calls are ignored."""
         if state not in TERMINAL:
             raise ValueError(f"finish() takes one of {sorted(TERMINAL)}, got {state!r}")
-        self._events.append((self._apply_finish, (task_id, state, error, traceback, time.time())))
+        self._events.append((state, task_id, error, traceback, time.time()))
         self._queued += 1
         if self._waiters:
             self._poke.set()
@@ -219,8 +257,13 @@ class Tracker:
         """Apply the queued events (call with the lock held)."""
         events = self._events
         while events:
-            apply, args = events.popleft()
-            apply(*args)
+            kind, task_id, a, b, c = events.popleft()
+            if kind is _RUNNING:
+                self._apply_running(task_id, a, b, c)
+            elif kind is _RETRYING:
+                self._apply_retrying(task_id, a, b)
+            else:
+                self._apply_finish(task_id, kind, a, b, c)
 
     def _apply_running(self, task_id: int, t: float, where: str | None, attempt: int) -> None:
         record = self._records[task_id]
@@ -337,7 +380,8 @@ class Tracker:
 
     @staticmethod
     def _info(task_id: int, record: TaskRecord, traceback: str | None = None) -> TaskInfo:
-        return TaskInfo(record.name, record.key, record.state, record.duration, record.where,
+        key = record.key if record.key is not None else f"{record.name}-{task_id}"
+        return TaskInfo(record.name, key, record.state, record.duration, record.where,
                         record.attempts, record.error, traceback)  # fmt: skip
 
     def snapshot(self) -> Snapshot:
