@@ -209,9 +209,7 @@ class Run:
                 args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
         tracker = self.tracker
         if self._inline:
-            task_id = tracker.add(name, None, running_on=self._here)
-            call = TaskCall(fn, task_id, self._emit if retries else None, retries, retry_delay)
-            return self._run_inline(call, task_id, name, args, kwargs, deps)
+            return self._run_inline(fn, name, args, kwargs, deps, retries, retry_delay)
         if self._lane is not None:
             return self._submit_to_pool(fn, name, args, kwargs, deps, retries, retry_delay)
         task_id = tracker.add(name, "")
@@ -265,17 +263,26 @@ class Run:
             self.futures.extend(futures)
         return futures
 
-    def _run_inline(self, call, task_id, name, args, kwargs, deps) -> TaskFuture:
-        """LocalExecutor: call now, in this thread, without a concurrent Future's locking."""
+    def _run_inline(self, fn, name, args, kwargs, deps, retries, retry_delay) -> TaskFuture:
+        """LocalExecutor: call now, in this thread, and record the outcome directly."""
+        tracker = self.tracker
+        task_id = tracker.add(name, None, running_on=self._here)
+        if retries:
+            fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
+        thread = threading.current_thread()
         try:
             if deps:
                 args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
-            efut = _Done(call(*args, **kwargs), None)
+            thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1
+            try:
+                efut = _Done(fn(*args, **kwargs), None)
+            finally:
+                thread._nbexec_depth -= 1
         except Exception as exc:
             efut = _Done(None, exc)
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
-        self._on_done(future, efut)
+        report_outcome(tracker, task_id, deps, efut._exc)
         return future
 
     # --- completion ----------------------------------------------------------------------------
