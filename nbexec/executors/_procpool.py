@@ -3,20 +3,20 @@
 Children are plain subprocesses (no multiprocessing: no ``__main__`` re-import), fed over pipes
 with length-prefixed cloudpickles. Idle children get chunks of about ``pending / (2 * workers)``
 tasks (capped), so many small tasks are cheap while a few long ones still spread over every
-child. Children report each task as it finishes. ``interrupt`` SIGKILLs the children running
-interrupted tasks and replaces them; a child that dies on its own fails its running task and is
-replaced too. ``submit`` makes it a ``concurrent.futures.Executor`` for ``dask.multiprocessing.get``.
+child. Children report each task as it finishes and, once it has run ``_procworker.STARTED_AFTER``
+seconds, also while it runs: a future with a ``set_started(t, where)`` hook (a ``SlimFuture``)
+learns when and where its call really started (``set_running_or_notify_cancel`` is called here, at
+dispatch). ``interrupt`` SIGKILLs the children running interrupted tasks and replaces them; a
+child that dies on its own fails its running task and is replaced too. ``submit`` makes it a
+``concurrent.futures.Executor`` for ``dask.multiprocessing.get``. Spawning a child and reading
+its frames (the parent's side of its pipes) live in ``_procchild``.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-import os
 import pickle
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -26,75 +26,22 @@ from typing import Any
 
 from . import _procworker as pw
 from ._pickling import dumps
+from ._procchild import (
+    RemoteTraceback,
+    TaskPicklingError,
+    WorkerDiedError,
+    _Child,
+    _Task,
+    complete,
+    on_event,
+    read_frame,
+    set_started,
+    sigkill,
+    spawn_child,
+)
 from ._threadpool import _finish, force_cancel
 
 __all__ = ["ProcPool", "WorkerDiedError", "TaskPicklingError", "RemoteTraceback"]
-
-logger = logging.getLogger("nbexec.ProcPool")
-_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class WorkerDiedError(RuntimeError):
-    """A pool process died while running a task."""
-
-
-class TaskPicklingError(TypeError):
-    """A task's function, arguments or result could not cross the process boundary."""
-
-
-class RemoteTraceback(Exception):
-    """The formatted traceback of an exception raised in a pool process (set as ``__cause__``)."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return self.tb
-
-
-class _Task:
-    __slots__ = ("future", "fn", "args", "kwargs", "tid", "sent")
-
-    def __init__(self, future: Future, fn: Callable, args: tuple, kwargs: dict, tid: int):
-        self.future, self.fn, self.args, self.kwargs = future, fn, args, kwargs
-        self.tid, self.sent = tid, False
-
-    @property
-    def key(self) -> str:
-        return getattr(self.future, "key", None) or getattr(self.fn, "__name__", "task")
-
-
-class _Child:
-    __slots__ = (
-        "proc",
-        "pid",
-        "wfd",
-        "rfd",
-        "inflight",
-        "sizes",
-        "alive",
-        "killed",
-        "wlock",
-        "ready",
-    )
-
-    def __init__(self, proc: subprocess.Popen, wfd: int, rfd: int) -> None:
-        self.proc, self.pid, self.wfd, self.rfd = proc, proc.pid, wfd, rfd
-        self.inflight: deque[_Task] = deque()  # sent, in the order the child runs them
-        self.sizes: deque[int] = deque()  # tasks per frame sent, for load failures
-        self.alive, self.killed = True, False
-        self.wlock = threading.Lock()
-        self.ready = threading.Event()
-
-    def write(self, kind: int, body: bytes) -> None:
-        data = memoryview(pw.HEADER.pack(len(body), kind) + body)
-        with self.wlock:
-            try:
-                while data:
-                    data = data[os.write(self.wfd, data) :]
-            except OSError:
-                pass  # the child died; its reader handles it
 
 
 class ProcPool(Executor):
@@ -130,30 +77,7 @@ class ProcPool(Executor):
     # --- children --------------------------------------------------------------------------
 
     def _spawn(self) -> _Child:
-        p2c_r, p2c_w = os.pipe()
-        c2p_r, c2p_w = os.pipe()
-        env = dict(os.environ)
-        env["NBEXEC_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PKG_ROOT, env.get("PYTHONPATH")]))
-        argv = [sys.executable, "-m", "nbexec.executors._procworker", str(p2c_r), str(c2p_w)]
-        try:
-            proc = subprocess.Popen(
-                [*argv, str(os.getpid())],
-                pass_fds=(p2c_r, c2p_w),
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        except BaseException:
-            for fd in (p2c_r, p2c_w, c2p_r, c2p_w):
-                os.close(fd)
-            raise
-        os.close(p2c_r)
-        os.close(c2p_w)
-        child = _Child(proc, p2c_w, c2p_r)
-        t = threading.Thread(target=self._reader, args=(child,), name=f"nbexec-proc-{proc.pid}")
-        t.daemon = True
-        t.start()
-        return child
+        return spawn_child(self._reader)
 
     def _add(self, child: _Child) -> None:
         with self._lock:
@@ -265,37 +189,36 @@ class ProcPool(Executor):
     def _reader(self, child: _Child) -> None:
         rfd = child.rfd
         try:
-            while True:
-                header = pw._read_exact(rfd, pw.HEADER.size)
-                if header is None:
-                    break
-                size, kind = pw.HEADER.unpack(header)
-                body = pw._read_exact(rfd, size)
-                if body is None:
-                    break
-                if kind == pw.KIND_READY:
-                    child.ready.set()
+            while (frame := read_frame(rfd)) is not None:
+                kind, body = frame
+                frame = None
+                if kind == pw.KIND_OK or kind == pw.KIND_ERR:
+                    self._on_done(child, kind, body)
+                elif kind == pw.KIND_STARTED:
+                    self._on_started(child, body)
                 elif kind == pw.KIND_EVENT:
-                    self._on_event(body)
+                    on_event(body)
+                elif kind == pw.KIND_READY:
+                    child.ready.set()
                 elif kind == pw.KIND_LOADFAIL:
                     self._on_loadfail(child, body)
-                else:
-                    self._on_done(child, kind, body)
                 del body
         except OSError:
             pass
         finally:
             self._child_died(child)
 
-    @staticmethod
-    def _on_event(body: bytes) -> None:
-        try:
-            channel, key, event, info = pickle.loads(body)
-            callback = pw.CHANNELS.get(channel)
-            if callback is not None:
-                callback(key, event, info)
-        except Exception:
-            logger.exception("event callback failed")
+    def _on_started(self, child: _Child, body: bytes) -> None:
+        """A task has been executing for ``STARTED_AFTER`` s: tell its future, if it listens."""
+        tid, t_start = pickle.loads(body)
+        with self._lock:
+            for task in child.inflight:  # the running task is the first
+                if task.tid == tid:
+                    future = task.future
+                    break
+            else:
+                return  # finished or interrupted meanwhile
+        set_started(future, t_start, child.where)
 
     def _on_done(self, child: _Child, kind: int, body: bytes) -> None:
         chunks = None
@@ -313,29 +236,7 @@ class ProcPool(Executor):
                     self._cond.notify_all()
         if chunks:
             self._send_chunks(chunks)
-        future = task.future
-        try:
-            _tid, t0, t1, value = pickle.loads(body)
-        except BaseException as exc:
-            err = TaskPicklingError(f"cannot unpickle the result of task {task.key!r}: {exc!r}")
-            err.__cause__ = exc
-            _finish(future, exc=err)
-            return
-        future.start_time, future.end_time = t0, t1
-        if kind == pw.KIND_OK:
-            _finish(future, value)
-            return
-        exc, text = value
-        where = f"task {task.key!r} in worker process {child.pid}"
-        if exc is None:
-            exc = TaskPicklingError(
-                f"{where} failed; what it sent back could not be pickled:\n{text}"
-            )
-        elif exc.__traceback__ is None:  # the traceback did not travel: keep its text
-            exc.__cause__ = RemoteTraceback(f'\n"""\nRaised by {where}:\n{text}"""')
-        elif hasattr(exc, "add_note"):
-            exc.add_note(f"(raised by {where})")
-        _finish(future, exc=exc)
+        complete(task, child, kind, body)
 
     def _on_loadfail(self, child: _Child, body: bytes) -> None:
         text = pickle.loads(body)
@@ -359,17 +260,7 @@ class ProcPool(Executor):
         self._send_chunks(chunks)
 
     def _child_died(self, child: _Child) -> None:
-        try:
-            code = child.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.proc.kill()
-            code = child.proc.wait()
-        with child.wlock:
-            for fd in (child.wfd, child.rfd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        code = child.reap()
         failed: list[_Task] = []
         with self._lock:
             replace = child.alive and not self._closing
@@ -423,7 +314,7 @@ class ProcPool(Executor):
                 killed.append(child)
             replace = not self._closing
         for child in killed:
-            _sigkill(child.pid)
+            sigkill(child.pid)
         for t in cancel:
             force_cancel(t.future)
         if replace:
@@ -458,12 +349,7 @@ class ProcPool(Executor):
                 self._closing = True
                 children = list(self._children)
             for c in children:
-                with c.wlock:
-                    try:
-                        os.close(c.wfd)  # EOF: the child exits
-                    except OSError:
-                        pass
-                    c.wfd = -1
+                c.close_write()  # EOF: the child exits
             for c in children:
                 try:
                     c.proc.wait(timeout=10)
@@ -479,14 +365,6 @@ class ProcPool(Executor):
             for c in children:
                 c.alive = False
         for c in children:
-            _sigkill(c.pid)
+            sigkill(c.pid)
         for c in children:
             c.proc.wait()
-
-
-def _sigkill(pid: int) -> None:
-    """SIGKILL ``pid`` if it still exists."""
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -1,11 +1,20 @@
 """The main of a process-pool child: ``python -m nbexec.executors._procworker RFD WFD PPID``.
 
-Protocol (both ways): frames of ``struct "!IB"`` (body length, kind) followed by a pickle.
+Protocol (both ways): frames of ``struct "!IB"`` (body length, kind) followed by a pickle body.
 Parent -> child: ``KIND_RUN`` with ``[(tid, fn, args, kwargs), ...]`` (cloudpickle), run in
-order. Child -> parent, one frame per task as it finishes: ``KIND_OK`` / ``KIND_ERR`` with
-``(tid, t_start, t_end, value)`` where value is the result, or ``(exception or None, traceback
-text)``; ``KIND_EVENT`` with ``(channel, key, event, info)``; ``KIND_LOADFAIL`` with the text of a
-chunk that could not be unpickled; ``KIND_READY`` once, when started. The child ignores SIGINT and dies with its parent.
+order. Child -> parent:
+
+- ``KIND_READY`` (empty body) once, when the child started;
+- ``KIND_STARTED`` with ``(tid, t_start)`` at most once per task, only for a task that has been
+  executing for ``STARTED_AFTER`` seconds, and always before that task's result frame;
+- ``KIND_OK`` / ``KIND_ERR``, one per task as it finishes, with ``(tid, t_start, t_end, value)``
+  where value is the result, or ``(exception or None, traceback text)``;
+- ``KIND_EVENT`` with ``(channel, key, event, info)`` (``ProcEmit``, from any thread);
+- ``KIND_LOADFAIL`` with the text of a chunk that could not be unpickled.
+
+Times are ``time.time()``. One lock serializes every frame the child writes, whatever thread
+writes it. The child ignores SIGINT, dies with its parent, and runs user code only inside tasks
+(its main thread counts as inside a task body: ``_nbexec_remote.in_task_body()`` is true).
 """
 
 from __future__ import annotations
@@ -21,7 +30,13 @@ import traceback
 from collections.abc import Callable
 
 HEADER = struct.Struct("!IB")
-KIND_RUN, KIND_OK, KIND_ERR, KIND_EVENT, KIND_LOADFAIL, KIND_READY = range(6)
+KIND_RUN, KIND_OK, KIND_ERR, KIND_EVENT, KIND_LOADFAIL, KIND_READY, KIND_STARTED = range(7)
+
+#: Seconds a task executes before the child reports it started (shorter ones are reported
+#: started by their result frame only).
+STARTED_AFTER = 0.02
+#: Seconds without any chunk to run before the watcher thread parks until the next chunk.
+_PARK_AFTER = 1.0
 
 #: In a child: sends one frame to the parent (set by ``main``); None in the parent process.
 _SEND: Callable[[int, bytes], None] | None = None
@@ -51,6 +66,64 @@ class ProcEmit:
             callback = CHANNELS.get(self.channel)
             if callback is not None:
                 callback(key, event, info)
+
+
+class _Current:
+    """What the child's main thread executes: ``task`` is ``(tid, t_start)`` or None.
+
+    The main loop stores a new tuple when a task starts and None when it ends (plain attribute
+    stores); ``busy`` is set while a chunk runs, so the watcher parks when the child is idle.
+    """
+
+    __slots__ = ("task", "busy")
+
+    def __init__(self) -> None:
+        self.task: tuple[int, float] | None = None
+        self.busy = threading.Event()
+
+
+def _watch(current: _Current, lock: threading.Lock, write: Callable[[bytes], None]) -> None:
+    """Send ``KIND_STARTED`` once for each task that executes for ``STARTED_AFTER`` seconds.
+
+    Looks about every ``STARTED_AFTER`` seconds while chunks run (at most about twice as often;
+    never woken per task) and parks after ``_PARK_AFTER`` seconds without a chunk. The frame is
+    written under the send lock only if the task is still the current one: the main thread
+    clears ``current.task`` before it sends the result, so a STARTED frame always precedes its
+    task's result frame, and none is sent once the task returned.
+    """
+    now, sleep = time.time, time.sleep
+    reported = None
+    idle_since = None
+    try:
+        while True:
+            task = current.task
+            if task is None:
+                if current.busy.is_set():
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now()
+                elif now() - idle_since >= _PARK_AFTER:
+                    current.busy.wait()
+                    idle_since = None
+                    continue
+                sleep(STARTED_AFTER)
+                continue
+            idle_since = None
+            if task is reported:
+                sleep(STARTED_AFTER)
+                continue
+            age = now() - task[1]
+            if age < STARTED_AFTER:
+                sleep(STARTED_AFTER - age)
+                continue
+            reported = task
+            body = pickle.dumps(task, protocol=5)
+            data = HEADER.pack(len(body), KIND_STARTED) + body
+            with lock:
+                if current.task is task:
+                    write(data)
+    except OSError:
+        pass  # the parent is gone; the main thread will see it too
 
 
 def _die_with_parent(ppid: int) -> None:
@@ -97,22 +170,34 @@ def main(argv: list[str]) -> None:
         for p in extra.split(os.pathsep):
             if p and p not in sys.path:
                 sys.path.append(p)
+    # Every line of user code here runs inside a task: calling a task is a plain call.
+    threading.main_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
     import cloudpickle
 
     dumps = cloudpickle.dumps
-    lock = threading.Lock()
+    lock = threading.Lock()  # every frame to the parent is written under it, whole
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(wfd, view) :]
 
     def send(kind: int, body: bytes) -> None:
         data = HEADER.pack(len(body), kind) + body
         with lock:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(wfd, view) :]
+            write(data)
 
     _SEND = send
+    current = _Current()
+    watcher = threading.Thread(
+        target=_watch, args=(current, lock, write), name="nbexec-started", daemon=True
+    )
+    watcher.start()
     send(KIND_READY, b"")
     now = time.time
+    busy = current.busy
     while True:
+        busy.clear()
         header = _read_exact(rfd, HEADER.size)
         if header is None:
             return
@@ -126,11 +211,14 @@ def main(argv: list[str]) -> None:
             send(KIND_LOADFAIL, pickle.dumps(traceback.format_exc()))
             continue
         del body
+        busy.set()
         for tid, fn, args, kwargs in tasks:
             t0 = now()
+            current.task = (tid, t0)
             try:
                 value = fn(*args, **kwargs)
             except BaseException as exc:
+                current.task = None
                 t1 = now()
                 text = traceback.format_exc()
                 _keep_traceback(exc)
@@ -141,6 +229,7 @@ def main(argv: list[str]) -> None:
                 send(KIND_ERR, data)
                 del exc
                 continue
+            current.task = None
             t1 = now()
             try:
                 data = dumps((tid, t0, t1, value), protocol=5)
