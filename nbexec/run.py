@@ -471,8 +471,6 @@ def _pool_lane(executor: Executor) -> type[RunFuture] | None:
         type(executor).submit_future is not LocalDaskExecutor.submit_future
     ):
         return None  # a subclass that changes how work is submitted keeps the general path
-    if executor.scheduler == "processes":
-        return None  # until the process pool reports when a task really starts
     return RunFuture if executor.scheduler == "processes" else RunFutureHere
 
 
