@@ -75,10 +75,18 @@ class InterruptiblePool(Executor):
         self._running: dict[int, Future] = {}  # thread ident -> future running there
         self._shutdown = False
         self._threads: list[threading.Thread] = []
-        for i in range(max_workers):
-            t = threading.Thread(target=self._worker, name=f"{name}-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
+        try:
+            for i in range(max_workers):
+                t = threading.Thread(target=self._worker, name=f"{name}-{i}", daemon=True)
+                t.start()
+                self._threads.append(t)
+        except RuntimeError as exc:  # "can't start new thread": leave none of them behind
+            started = len(self._threads)
+            self.shutdown(wait=True)
+            raise RuntimeError(
+                f"cannot start {max_workers} worker threads: the system refused after {started} "
+                f"({exc}); ask for fewer workers"
+            ) from exc
 
     # --- concurrent.futures.Executor ------------------------------------------------------
 

@@ -375,3 +375,38 @@ def test_unpicklable_result_on_dask_names_the_task(remote_executor, fn):
     with pytest.raises(nbexec.TaskFailed, match=fn.__name__):
         run.resolve({"a": [ok, bad]})
     assert run.resolve([ok]) == [42]
+
+
+_TOO_MANY_THREADS = """
+import resource, threading
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+threading.stack_size(256 << 20)  # with the address-space limit: room for about ten threads
+import nbexec
+nbexec.use("threads", workers=2)
+before = threading.active_count()
+try:
+    nbexec.use("threads", workers=1000)
+except RuntimeError as exc:
+    print("ERROR", exc)
+from nbexec import session
+print("MODE", session.current_mode())
+print("THREADS", before, threading.active_count())
+with nbexec.run("threads") as run:
+    print("VALUE", nbexec.submit(abs, -3).result())
+nbexec.stop()
+"""
+
+
+def test_more_threads_than_the_system_allows_leaves_none_behind():
+    """A pool the system cannot start is a clear error; its threads stop; the session survives."""
+    out = subprocess.run(
+        [sys.executable, "-c", _TOO_MANY_THREADS], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert "cannot start 1000 worker threads" in lines["ERROR"]
+    assert "ask for fewer workers" in lines["ERROR"]
+    assert lines["MODE"] == "('threads', {'workers': 2})"
+    before, after = lines["THREADS"].split()
+    assert before == after
+    assert lines["VALUE"] == "3"
