@@ -335,15 +335,17 @@ class Run:
         return True
 
     def interrupt(self) -> None:
-        """Stop every task that has not ended: pending never start, running ones are stopped or released."""
+        """Stop every task that has not ended: pending never start, running ones are stopped or released.
+
+        They are recorded "cancelled" with the reason "interrupted" before the executor is told,
+        so the table says why even where the executor's own cancellation reports first.
+        """
         open_futures = [f for f in self.futures if f.state not in TERMINAL]
         if not open_futures:
             return
-        try:
-            self.executor.interrupt([f._efut for f in open_futures])
-        finally:
-            for f in open_futures:
-                self.tracker.finish(f._id, "cancelled", "interrupted")
+        for f in open_futures:
+            self.tracker.finish(f._id, "cancelled", "interrupted")
+        self.executor.interrupt([f._efut for f in open_futures])
 
     def failure(self) -> TaskFailed | None:
         """TaskFailed for the first failed task in submission order (its cause set), or None."""

@@ -311,15 +311,20 @@ def test_tracker_is_thread_safe():
     assert sum(snap.totals.values()) == 8000
 
 
-def test_interrupt_marks_open_tasks_cancelled(executors):
-    run = Run(executors("threads"))
+@pytest.mark.parametrize("mode", ["sync", "threads", "processes", "dask"])
+def test_interrupt_cancels_open_tasks_and_says_why(executors, mode):
+    run = Run(executors(mode))
     with run:
         slow = nbexec.task(_sleep_then, name="slow")
         futures = [slow("x", 0.5) for _ in range(6)]
         run.interrupt()
-    assert all(f.state in ("cancelled", "success") for f in futures)
-    assert any(f.state == "cancelled" for f in futures)
-    assert os.getpid()
+    states = [f.state for f in futures]
+    assert "cancelled" in states and set(states) <= {"cancelled", "success"}, states
+    for f in futures:
+        if f.state == "cancelled":
+            assert run.tracker.record(f._id).error == "interrupted"
+            with pytest.raises(CancelledError, match="interrupted"):
+                f.result()
 
 
 def test_run_table_output_is_the_same_in_every_mode(executors):
