@@ -71,8 +71,8 @@ class InterruptiblePool(Executor):
             raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
         self._max_workers = max_workers
         self._queue: SimpleQueue = SimpleQueue()
-        self._lock = threading.Lock()
         self._running: dict[int, Future] = {}  # thread ident -> future running there
+        self._worker_locks: dict[int, threading.Lock] = {}
         self._shutdown = False
         self._threads: list[threading.Thread] = []
         try:
@@ -136,15 +136,16 @@ class InterruptiblePool(Executor):
         for f in futures:
             if f.cancel():
                 continue  # pending: the worker will skip it
-            with self._lock:
-                for ident, running in self._running.items():
-                    if running is f:
-                        # the worker clears _running under this lock before leaving the task,
-                        # so the exception lands in the task or, at worst, in the guarded gap.
-                        del self._running[ident]
-                        _async_raise(ident, TaskInterrupted)
-                        force_cancel(f)
-                        break
+            for ident, running in list(self._running.items()):
+                if running is f:
+                    # The worker leaves the task under its own lock: the exception lands in
+                    # the task or, at worst, in the guarded gap after it (then it is cleared).
+                    with self._worker_locks[ident]:
+                        if self._running.get(ident) is f:
+                            del self._running[ident]
+                            _async_raise(ident, TaskInterrupted)
+                            force_cancel(f)
+                    break
 
     def interrupt_all(self) -> None:
         """Interrupt every queued and running call."""
@@ -153,26 +154,28 @@ class InterruptiblePool(Executor):
 
     def running_futures(self) -> list[Future]:
         """Futures whose calls are executing now."""
-        with self._lock:
-            return list(self._running.values())
+        return list(self._running.values())
 
     # --- worker ----------------------------------------------------------------------------
 
     def _worker(self) -> None:
         ident = threading.get_ident()
+        # One lock per worker, shared only with interrupt(): a lock shared by all workers let a
+        # thread lose the GIL while holding it, and the others then queued on it for every task.
+        lock = self._worker_locks[ident] = threading.Lock()
         # Everything these threads run is inside a task: calling a task there is a plain call.
         threading.current_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
         while True:
             try:
-                if self._work(ident):
+                if self._work(ident, lock):
                     return
             except TaskInterrupted:
                 # An interrupt that arrived just after the task returned: the task is over and
                 # its future was cancelled by interrupt(); keep serving.
                 continue
 
-    def _work(self, ident: int) -> bool:
-        get, lock, running = self._queue.get, self._lock, self._running
+    def _work(self, ident: int, lock: threading.Lock) -> bool:
+        get, running = self._queue.get, self._running
         while True:
             item = get()
             if item is None:
@@ -181,8 +184,7 @@ class InterruptiblePool(Executor):
             del item
             if not future.set_running_or_notify_cancel():
                 continue
-            with lock:
-                running[ident] = future
+            running[ident] = future  # one dict store: atomic; interrupt() reads a copy
             try:
                 result = fn(*args, **kwargs)
             except TaskInterrupted:
