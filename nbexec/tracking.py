@@ -9,11 +9,14 @@ happen, so a snapshot costs the same with 10 tasks or 100,000.
 from __future__ import annotations
 
 import heapq
+import itertools
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Any
 
 __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow", "TaskInfo"]
 
@@ -146,8 +149,16 @@ class Tracker:
         self._queued = 0  # events appended (racy count: only tells views that something changed)
         self.info: dict = {}
         self._events: deque = deque()
-        self._poke = threading.Event()
+        # wait_all sleeps on _poke; finish() wakes it only once enough tasks may have ended
+        # (Event.set per task cost each pool thread a Condition round trip and the waiter a wake-up).
+        self._poke: SimpleQueue = SimpleQueue()
         self._waiters = 0
+        self._finish_calls = itertools.count(1)
+        self._finished_calls = (
+            0  # finish() calls so far (a racy copy; only hurries or delays a poke)
+        )
+        self._applied_finishes = 0  # finish events applied
+        self._wake_at = 0
 
     # --- writers -----------------------------------------------------------------------------
 
@@ -238,15 +249,24 @@ class Tracker:
         self._queued += 1
 
     def finish(
-        self, task_id: int, state: str, error: str | None = None, traceback: str | None = None
+        self,
+        task_id: int,
+        state: str,
+        error: str | None = None,
+        traceback: str | None = None,
+        ran: tuple[float, float, str] | None = None,
     ) -> None:
-        """The task ended in ``state`` ("success", "failed" or "cancelled"); later calls are ignored."""
+        """The task ended in ``state`` ("success", "failed" or "cancelled"); later calls are ignored.
+
+        ``ran``: ``(t_start, t_end, where)`` when the executor knows when and where it ran.
+        """
         if state not in TERMINAL:
             raise ValueError(f"finish() takes one of {sorted(TERMINAL)}, got {state!r}")
-        self._events.append((state, task_id, error, traceback, time.time()))
+        self._events.append((state, task_id, error, traceback, ran or time.time()))
         self._queued += 1
-        if self._waiters:
-            self._poke.set()
+        calls = self._finished_calls = next(self._finish_calls)
+        if self._waiters and calls >= self._wake_at:
+            self._poke.put(None)
 
     @property
     def version(self) -> int:
@@ -263,6 +283,7 @@ class Tracker:
             elif kind is _RETRYING:
                 self._apply_retrying(task_id, a, b)
             else:
+                self._applied_finishes += 1
                 self._apply_finish(task_id, kind, a, b, c)
 
     def _apply_running(self, task_id: int, t: float, where: str | None, attempt: int) -> None:
@@ -293,11 +314,20 @@ class Tracker:
         self._version += 1
 
     def _apply_finish(
-        self, task_id: int, state: str, error: str | None, traceback: str | None, now: float
+        self, task_id: int, state: str, error: str | None, traceback: str | None, now: Any
     ) -> None:
         record = self._records[task_id]
         if record.state in TERMINAL:
             return
+        if type(now) is tuple:  # (t_start, t_end, where)
+            started, now, where = now
+            if record.started is None:
+                record.started = started
+            if record.attempts == 0:
+                record.attempts = 1
+            if where is not None and record.where is None:
+                record.where = self._interned.setdefault(where, where)
+                self._workers[record.where] = self._workers.get(record.where, 0) + 1
         self._move(record, state)
         record.finished = now
         if state == "success":
@@ -351,15 +381,23 @@ class Tracker:
         self._waiters += 1
         try:
             while True:
-                self._poke.clear()
                 with self._lock:
                     self._drain()
                     if self._open == 0:
                         return True
+                    # Every open task still has its finish() to come: wake when they all did.
+                    self._wake_at = self._applied_finishes + self._open
+                if self._finished_calls >= self._wake_at:
+                    continue  # they came while we drained
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self._poke.wait(remaining)
+                try:
+                    self._poke.get(timeout=remaining)
+                    while True:
+                        self._poke.get_nowait()
+                except Empty:
+                    pass
         finally:
             self._waiters -= 1
 
