@@ -195,9 +195,7 @@ class Run:
         if not self._active:
             raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
         deps = None
-        if any(isinstance(a, _SCANNED) for a in args) or any(
-            isinstance(v, _SCANNED) for v in kwargs.values()
-        ):
+        if _may_hold_futures(args, kwargs):
             found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
             if found:
                 for f in found:
@@ -460,6 +458,18 @@ class _PicklesAsNone:
 
 
 _SCANNED = (TaskFuture, *_CONTAINERS)
+
+
+def _may_hold_futures(args: tuple, kwargs: dict) -> bool:
+    """Whether a TaskFuture may be inside the arguments (one is, or a container is)."""
+    for a in args:
+        if isinstance(a, _SCANNED):
+            return True
+    if kwargs:
+        for v in kwargs.values():
+            if isinstance(v, _SCANNED):
+                return True
+    return False
 
 
 def _pool_lane(executor: Executor) -> type[RunFuture] | None:
