@@ -7,7 +7,8 @@ With ``LocalDaskExecutor`` (threads, processes, sync) a run hands the pool a ``R
 - threads, sync (``RunFutureHere``): the pool claims the future in the thread that runs the call,
   right before calling it; that is when the task is "running", and where.
 - processes (``RunFuture``): the claim happens at dispatch, so "running" comes from the child
-  (``set_started``: once a task has run for a moment, or with its result for a short one).
+  (``set_started`` once a task has run for a moment); when and where every task ran comes with
+  its outcome (``set_ran``), in the same tracker event.
 """
 
 from __future__ import annotations
@@ -33,18 +34,23 @@ def upstream_reason(deps: Any) -> str | None:
     return None
 
 
-def report_outcome(tracker: Tracker, task_id: int, deps: Any, exc: BaseException | None) -> None:
+def report_outcome(
+    tracker: Tracker, task_id: int, deps: Any, exc: BaseException | None, ran: tuple | None = None
+) -> None:
     """Finish the task in ``tracker``: success, failed (with the traceback text), or cancelled
-    because an upstream task failed (dependents get the upstream's exception)."""
+    because an upstream task failed (dependents get the upstream's exception).
+
+    ``ran``: ``(t_start, t_end, where)`` of the call, when the pool reported them.
+    """
     if exc is None:
-        tracker.finish(task_id, "success")
+        tracker.finish(task_id, "success", ran=ran)
         return
     reason = upstream_reason(deps)
     if reason:
         tracker.finish(task_id, "cancelled", reason)
         return
     text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
-    tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}", text)
+    tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}", text, ran)
 
 
 class RunFuture(SlimFuture):

@@ -25,7 +25,7 @@ from ._threadpool import _finish
 
 __all__ = [
     "WorkerDiedError", "TaskPicklingError", "RemoteTraceback", "remote_error", "spawn_child",
-    "read_frame", "on_event", "set_started", "complete", "sigkill",
+    "read_frame", "on_event", "set_started", "set_ran", "complete", "sigkill",
 ]  # fmt: skip
 
 logger = logging.getLogger("nbexec.ProcPool")
@@ -193,17 +193,27 @@ def set_started(future: Any, t: float, where: str) -> None:
             logger.exception("set_started failed")
 
 
+def set_ran(future: Any, t0: float, t1: float, where: str) -> None:
+    """``future.set_ran(t0, t1, where)`` if it has that hook (a ``SlimFuture``); never raises."""
+    hook = getattr(future, "set_ran", None)
+    if hook is not None:
+        try:
+            hook(t0, t1, where)
+        except Exception:
+            logger.exception("set_ran failed")
+
+
 def complete(task: _Task, child: _Child, kind: int, body: bytes) -> None:
     """Finish ``task``'s future from its ``KIND_OK``/``KIND_ERR`` frame (reporting it started)."""
     future = task.future
     try:
-        _tid, t0, _t1, value = pickle.loads(body)
+        _tid, t0, t1, value = pickle.loads(body)
     except BaseException as exc:
         err = TaskPicklingError(f"cannot unpickle the result of task {task.key!r}: {exc!r}")
         err.__cause__ = exc
         _finish(future, exc=err)
         return
-    set_started(future, t0, child.where)
+    set_ran(future, t0, t1, child.where)
     if kind == pw.KIND_OK:
         _finish(future, value)
         return

@@ -9,8 +9,8 @@ unfinished one creates an ``Event`` only then. Runs use it for every task of a l
 
 Hooks for subclasses, called in the thread that makes the transition: ``_on_running`` (claimed by
 the thread about to execute the call), ``_on_finished`` (just before the future becomes done and
-its callbacks run) and ``set_started`` (a pool whose workers live elsewhere reports when the call
-really started, and where).
+its callbacks run), ``set_started`` and ``set_ran`` (a pool whose workers live elsewhere reports
+when the call really started, and where; ``set_ran`` comes with the outcome).
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ class SlimFuture:
 
     def set_started(self, t: float, where: str) -> None:
         """The call started executing at ``t`` (``time.time()``) on ``where``; a no-op here."""
+
+    def set_ran(self, t_start: float, t_end: float, where: str) -> None:
+        """Called right before the outcome is set: the call ran from ``t_start`` to ``t_end`` on
+        ``where``. Here it is ``set_started(t_start, where)``."""
+        self.set_started(t_start, where)
 
     # --- the pool's side ---------------------------------------------------------------------
 
