@@ -310,6 +310,33 @@ def test_tracker_is_thread_safe():
     assert sum(snap.totals.values()) == 8000
 
 
+def test_wait_all_wakes_as_soon_as_the_last_task_ends():
+    """Finishing threads wake the waiter (it would otherwise sleep its whole timeout)."""
+    from nbexec.tracking import Tracker
+
+    tracker = Tracker()
+    ids = [tracker.add("t", None) for _ in range(2000)]
+    late = tracker.add("t", None)
+    tracker.finish(ids[0], "success")
+    tracker.finish(ids[0], "failed")  # a duplicate report must not wake it early for good
+
+    def finish_all():
+        time.sleep(0.2)  # let the waiter go to sleep first
+        for task_id in ids[1:]:
+            tracker.finish(task_id, "success")
+        time.sleep(0.2)
+        tracker.finish(late, "success")
+
+    worker = threading.Thread(target=finish_all)
+    worker.start()
+    t0 = time.monotonic()
+    assert tracker.wait_all(timeout=30)
+    waited = time.monotonic() - t0
+    worker.join()
+    assert tracker.snapshot().finished
+    assert waited < 10, f"wait_all slept {waited:.1f} s: the last finish did not wake it"
+
+
 @pytest.mark.parametrize("mode", ["sync", "threads", "processes", "dask"])
 def test_interrupt_cancels_open_tasks_and_says_why(executors, mode):
     run = Run(executors(mode))
