@@ -78,7 +78,7 @@ class TaskFuture:
 
     @property
     def name(self) -> str:
-        return self._run.tracker.record(self._id).name
+        return self._run.tracker.name(self._id)
 
     @property
     def key(self) -> str:

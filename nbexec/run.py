@@ -182,7 +182,7 @@ class Run:
             raise
         futures = []
         for task_id, efut in zip(ids, efuts):
-            tracker.record(task_id).key = getattr(efut, "key", None)
+            tracker.set_key(task_id, getattr(efut, "key", None))
             future = TaskFuture(self, task_id, efut, None)
             futures.append(future)
             efut.add_done_callback(partial(self._on_done, future))
@@ -218,7 +218,7 @@ class Run:
         except BaseException as exc:
             tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        tracker.record(task_id).key = getattr(efut, "key", None)
+        tracker.set_key(task_id, getattr(efut, "key", None))
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         efut.add_done_callback(partial(self._on_done, future))

@@ -13,6 +13,7 @@ import itertools
 import sys
 import threading
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
@@ -23,38 +24,27 @@ __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow",
 STATES = ("pending", "running", "retrying", "success", "failed", "cancelled")
 TERMINAL = frozenset(("success", "failed", "cancelled"))
 _RUNNING, _RETRYING = "running", "retrying"  # event kinds; the others are terminal states
+_NAN = float("nan")
 _FAILURES_KEPT = 20
 _SLOWEST_KEPT = 5
 
 
 class TaskRecord:
-    """What the run remembers of one task (small: a finished one stays well under 500 bytes).
+    """One task's row, copied out of the tracker (``Tracker.record``): a snapshot, not live."""
 
-    ``key`` is None for a task named ``<name>-<id>`` (``Tracker.key``).
-    """
+    __slots__ = ("name", "key", "state", "submitted", "started", "finished", "where", "attempts",
+                 "error")  # fmt: skip
 
-    __slots__ = (
-        "name",
-        "key",
-        "state",
-        "submitted",
-        "started",
-        "finished",
-        "where",
-        "attempts",
-        "error",
-    )
-
-    def __init__(self, name: str, key: str | None, submitted: float):
-        self.name = name
-        self.key = key
-        self.state = "pending"
-        self.submitted = submitted
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.where: str | None = None
-        self.attempts = 0
-        self.error: str | None = None
+    def __init__(self, name, key, state, submitted, started, finished, where, attempts, error):
+        self.name: str = name
+        self.key: str = key
+        self.state: str = state
+        self.submitted: float = submitted
+        self.started: float | None = started
+        self.finished: float | None = finished
+        self.where: str | None = where
+        self.attempts: int = attempts
+        self.error: str | None = error
 
     @property
     def duration(self) -> float | None:
@@ -133,7 +123,17 @@ class Tracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._records: list[TaskRecord] = []
+        # One row per task, kept in columns: no object per task for the garbage collector to walk
+        # (a run of 100,000 tasks made every full collection slower), and ~60 bytes a task.
+        self._name: list[str] = []  # the name's one string object, shared
+        self._state: list[str] = []
+        self._where: list[str | None] = []  # interned
+        self._submitted = array("d")
+        self._started = array("d")  # NaN: not started
+        self._finished = array("d")  # NaN: not finished
+        self._attempts = array("l")
+        self._keys: dict[int, str] = {}  # only the keys an executor gave
+        self._errors: dict[int, str] = {}
         self._names: dict[str, _NameStats] = {}
         self._totals = dict.fromkeys(STATES, 0)
         self._failures: list[tuple[int, TaskInfo]] = []
@@ -154,9 +154,8 @@ class Tracker:
         self._poke: SimpleQueue = SimpleQueue()
         self._waiters = 0
         self._finish_calls = itertools.count(1)
-        self._finished_calls = (
-            0  # finish() calls so far (a racy copy; only hurries or delays a poke)
-        )
+        # finish() calls so far (a racy copy: it only hurries or delays a poke)
+        self._finished_calls = 0
         self._applied_finishes = 0  # finish events applied
         self._wake_at = 0
 
@@ -168,31 +167,37 @@ class Tracker:
         ``key=None`` names it ``<name>-<id>`` (``key(id)``), without keeping a string for it.
         """
         now = time.time()
-        record = TaskRecord(name, key, now)
-        if running_on is not None:
-            record.state = "running"
-            record.started = now
-            record.attempts = 1
+        state = "pending" if running_on is None else "running"
         with self._lock:
             if len(self._events) > 256:
                 self._drain()
             if self._t0 is None:
                 self._t0 = now
             self._t_end = None
-            task_id = len(self._records)
-            self._records.append(record)
+            task_id = len(self._state)
             stats = self._names.get(name)
             if stats is None:
-                record.name = name = sys.intern(name)
+                name = sys.intern(name)
                 stats = self._names[name] = _NameStats()
+            self._name.append(stats.name_of(name))
+            self._state.append(state)
+            self._submitted.append(now)
+            self._finished.append(_NAN)
+            if running_on is None:
+                self._where.append(None)
+                self._started.append(_NAN)
+                self._attempts.append(0)
             else:
-                record.name = stats.name_of(name)
-            stats.counts[record.state] += 1
+                where = self._interned.setdefault(running_on, running_on)
+                self._where.append(where)
+                self._started.append(now)
+                self._attempts.append(1)
+                self._workers[where] = self._workers.get(where, 0) + 1
+            if key is not None:
+                self._keys[task_id] = key
+            stats.counts[state] += 1
             stats.total += 1
-            self._totals[record.state] += 1
-            if running_on is not None:
-                record.where = self._interned.setdefault(running_on, running_on)
-                self._workers[record.where] = self._workers.get(record.where, 0) + 1
+            self._totals[state] += 1
             self._open += 1
             self._version += 1
         return task_id
@@ -204,14 +209,18 @@ class Tracker:
             if self._t0 is None:
                 self._t0 = now
             self._t_end = None
-            first = len(self._records)
+            first = len(self._state)
             stats = self._names.get(name)
             if stats is None:
                 name = sys.intern(name)
                 stats = self._names[name] = _NameStats()
-            else:
-                name = stats.name_of(name)
-            self._records.extend([TaskRecord(name, None, now) for _ in range(count)])
+            self._name.extend(itertools.repeat(stats.name_of(name), count))
+            self._state.extend(itertools.repeat("pending", count))
+            self._where.extend(itertools.repeat(None, count))
+            self._submitted.extend(itertools.repeat(now, count))
+            self._started.extend(itertools.repeat(_NAN, count))
+            self._finished.extend(itertools.repeat(_NAN, count))
+            self._attempts.extend(itertools.repeat(0, count))
             stats.counts["pending"] += count
             stats.total += count
             self._totals["pending"] += count
@@ -221,16 +230,27 @@ class Tracker:
 
     def key(self, task_id: int) -> str:
         """The task's key: the one it was given, else ``<name>-<id>``."""
-        record = self._records[task_id]
-        return record.key if record.key is not None else f"{record.name}-{task_id}"
+        key = self._keys.get(task_id)
+        return key if key is not None else f"{self._name[task_id]}-{task_id}"
 
-    def _move(self, record: TaskRecord, state: str) -> None:
-        counts = self._names[record.name].counts
-        counts[record.state] -= 1
+    def set_key(self, task_id: int, key: str | None) -> None:
+        """Give the task the key its executor chose (None keeps ``<name>-<id>``)."""
+        if key is not None:
+            self._keys[task_id] = key
+
+    def _move(self, task_id: int, state: str) -> None:
+        old = self._state[task_id]
+        counts = self._names[self._name[task_id]].counts
+        counts[old] -= 1
         counts[state] += 1
-        self._totals[record.state] -= 1
+        self._totals[old] -= 1
         self._totals[state] += 1
-        record.state = state
+        self._state[task_id] = state
+
+    def _set_where(self, task_id: int, where: str, count: bool) -> None:
+        where = self._where[task_id] = self._interned.setdefault(where, where)
+        if count:
+            self._workers[where] = self._workers.get(where, 0) + 1
 
     # Threads that run tasks never take the lock: they append to ``_events`` (a deque, atomic
     # under the GIL) and whoever reads next applies them. A lock shared with every pool thread
@@ -287,58 +307,57 @@ class Tracker:
                 self._apply_finish(task_id, kind, a, b, c)
 
     def _apply_running(self, task_id: int, t: float, where: str | None, attempt: int) -> None:
-        record = self._records[task_id]
-        record.attempts = max(record.attempts, attempt)
-        if record.state in TERMINAL:
+        if attempt > self._attempts[task_id]:
+            self._attempts[task_id] = attempt
+        started = self._started
+        if self._state[task_id] in TERMINAL:
             # A late event (Dask sends them through the scheduler): keep where and when only.
-            if record.started is None and t is not None:
-                record.started = t
-            if where is not None and record.where is None:
-                record.where = self._interned.setdefault(where, where)
+            if started[task_id] != started[task_id] and t is not None:
+                started[task_id] = t
+            if where is not None and self._where[task_id] is None:
+                self._set_where(task_id, where, count=False)
             return
-        if record.started is None:
-            record.started = t or time.time()
-        if where is not None and record.where is None:
-            record.where = self._interned.setdefault(where, where)
-            self._workers[record.where] = self._workers.get(record.where, 0) + 1
-        self._move(record, "running")
+        if started[task_id] != started[task_id]:  # NaN: not started yet
+            started[task_id] = t or time.time()
+        if where is not None and self._where[task_id] is None:
+            self._set_where(task_id, where, count=True)
+        self._move(task_id, "running")
         self._version += 1
 
     def _apply_retrying(self, task_id: int, attempt: int, error: str | None) -> None:
-        record = self._records[task_id]
-        record.attempts = max(record.attempts, attempt)
-        if record.state in TERMINAL:
+        if attempt > self._attempts[task_id]:
+            self._attempts[task_id] = attempt
+        if self._state[task_id] in TERMINAL:
             return
-        record.error = error
-        self._move(record, "retrying")
+        if error is not None:
+            self._errors[task_id] = error
+        self._move(task_id, "retrying")
         self._version += 1
 
     def _apply_finish(
         self, task_id: int, state: str, error: str | None, traceback: str | None, now: Any
     ) -> None:
-        record = self._records[task_id]
-        if record.state in TERMINAL:
+        if self._state[task_id] in TERMINAL:
             return
+        started = self._started
         if type(now) is tuple:  # (t_start, t_end, where)
-            started, now, where = now
-            if record.started is None:
-                record.started = started
-            if record.attempts == 0:
-                record.attempts = 1
-            if where is not None and record.where is None:
-                record.where = self._interned.setdefault(where, where)
-                self._workers[record.where] = self._workers.get(record.where, 0) + 1
-        self._move(record, state)
-        record.finished = now
+            t_start, now, where = now
+            if started[task_id] != started[task_id]:
+                started[task_id] = t_start
+            if where is not None and self._where[task_id] is None:
+                self._set_where(task_id, where, count=True)
+        self._move(task_id, state)
+        self._finished[task_id] = now
         if state == "success":
-            record.error = None
-            if record.attempts == 0:
-                record.attempts = 1
-        else:
-            record.error = error
-        if record.started is not None:
-            duration = now - record.started
-            stats = self._names[record.name]
+            self._errors.pop(task_id, None)
+            if self._attempts[task_id] == 0:
+                self._attempts[task_id] = 1
+        elif error is not None:
+            self._errors[task_id] = error
+        t_start = started[task_id]
+        if t_start == t_start:  # not NaN
+            duration = now - t_start
+            stats = self._names[self._name[task_id]]
             stats.dur_sum += duration
             stats.dur_n += 1
             if stats.dur_max is None or duration > stats.dur_max:
@@ -351,7 +370,7 @@ class Tracker:
         if state == "failed":
             self._failed_count += 1
             if len(self._failures) < _FAILURES_KEPT:
-                self._failures.append((task_id, self._info(task_id, record, traceback)))
+                self._failures.append((task_id, self._info(task_id, traceback)))
                 self._failures.sort(key=lambda item: item[0])
         self._open -= 1
         if self._open == 0:
@@ -404,23 +423,59 @@ class Tracker:
     # --- readers -----------------------------------------------------------------------------
 
     def record(self, task_id: int) -> TaskRecord:
-        """The task's record, with every event so far applied."""
+        """A copy of the task's row, with every event so far applied."""
+        with self._lock:
+            if self._events:
+                self._drain()
+            return self._row(task_id)
+
+    def _row(self, task_id: int) -> TaskRecord:
+        started, finished = self._started[task_id], self._finished[task_id]
+        return TaskRecord(
+            self._name[task_id],
+            self.key(task_id),
+            self._state[task_id],
+            self._submitted[task_id],
+            started if started == started else None,
+            finished if finished == finished else None,
+            self._where[task_id],
+            self._attempts[task_id],
+            self._errors.get(task_id),
+        )
+
+    def state(self, task_id: int) -> str:
+        """The task's state, with every event so far applied."""
         if self._events:
             with self._lock:
                 self._drain()
-        return self._records[task_id]
+        return self._state[task_id]
 
-    def state(self, task_id: int) -> str:
-        return self.record(task_id).state
+    def name(self, task_id: int) -> str:
+        return self._name[task_id]
+
+    def error(self, task_id: int) -> str | None:
+        """The task's error text (failed, cancelled, retrying), with every event so far applied."""
+        if self._events:
+            with self._lock:
+                self._drain()
+        return self._errors.get(task_id)
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._state)
 
-    @staticmethod
-    def _info(task_id: int, record: TaskRecord, traceback: str | None = None) -> TaskInfo:
-        key = record.key if record.key is not None else f"{record.name}-{task_id}"
-        return TaskInfo(record.name, key, record.state, record.duration, record.where,
-                        record.attempts, record.error, traceback)  # fmt: skip
+    def nbytes(self) -> int:
+        """Bytes the tracker keeps for its tasks' rows (columns, given keys, error texts)."""
+        columns = (self._name, self._state, self._where, self._submitted, self._started,
+                   self._finished, self._attempts)  # fmt: skip
+        size = sum(sys.getsizeof(c) for c in columns)
+        for extra in (self._keys, self._errors):
+            size += sys.getsizeof(extra) + sum(sys.getsizeof(v) for v in extra.values())
+        return size
+
+    def _info(self, task_id: int, traceback: str | None = None) -> TaskInfo:
+        row = self._row(task_id)
+        return TaskInfo(row.name, row.key, row.state, row.duration, row.where, row.attempts,
+                        row.error, traceback)  # fmt: skip
 
     def snapshot(self) -> Snapshot:
         """An immutable view; its cost depends on the number of task names, not of tasks."""
@@ -431,14 +486,14 @@ class Tracker:
                 mean = stats.dur_sum / stats.dur_n if stats.dur_n else None
                 rows.append(NameRow(name, dict(stats.counts), stats.total, mean, stats.dur_max))
             slowest = sorted(self._slowest, reverse=True)
-            slowest_info = tuple(self._info(i, self._records[i]) for _, i in slowest)
+            slowest_info = tuple(self._info(i) for _, i in slowest)
             now = time.time()
             end = self._t_end if self._t_end is not None else now
             elapsed = (end - self._t0) if self._t0 is not None else 0.0
             return Snapshot(
                 rows=tuple(rows),
                 totals=dict(self._totals),
-                total=len(self._records),
+                total=len(self._state),
                 failures=tuple(info for _, info in self._failures),
                 failed_count=self._failed_count,
                 slowest=slowest_info,

@@ -108,21 +108,9 @@ def mp_pool(workers):
 
 
 def record_bytes(run) -> float:
-    """Deep size of the run's TaskRecords per finished task: each record, the objects its slots
-    hold (shared objects such as interned names counted once), and its slot in the list."""
-    from nbexec.tracking import TaskRecord
-
-    records = run.tracker._records
-    seen: set[int] = set()
-    total = 0
-    for r in records:
-        for obj in (r, *(getattr(r, s) for s in TaskRecord.__slots__)):
-            if obj is None or id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            total += sys.getsizeof(obj)
-    total += 8 * len(records)
-    return total / len(records)
+    """Bytes the run's tracker keeps per finished task: its row in the columns (names, states and
+    places shared), the keys executors gave and the error texts (``Tracker.nbytes``)."""
+    return run.tracker.nbytes() / len(run.tracker)
 
 
 def memory(mode, n):
@@ -300,7 +288,7 @@ def main(argv=None):
             )
     print("\n**Memory per finished task (budget: the run's record < 500 bytes)**\n")
     print(
-        "| mode | N | TaskRecord, deep (B/task) | pass/fail | whole Run retained, tracemalloc (B/task) | top nbexec allocation sites |"
+        "| mode | N | tracker row (B/task) | pass/fail | whole Run retained, tracemalloc (B/task) | top nbexec allocation sites |"
     )
     print("|---|---:|---:|---|---:|---|")
     for mode, n, rec, retained, where in mem:
