@@ -102,15 +102,8 @@ class Snapshot:
 class _NameStats:
     __slots__ = ("counts", "total", "dur_sum", "dur_n", "dur_max", "name")
 
-    def name_of(self, name: str) -> str:
-        """The one string object kept for this name (records share it)."""
-        first = self.name
-        if first is None:
-            first = self.name = name
-        return first
-
-    def __init__(self) -> None:
-        self.name: str | None = None
+    def __init__(self, name: str) -> None:
+        self.name = name  # the one string object every row of this name shares
         self.counts = dict.fromkeys(STATES, 0)
         self.total = 0
         self.dur_sum = 0.0
@@ -171,15 +164,9 @@ class Tracker:
         with self._lock:
             if len(self._events) > 256:
                 self._drain()
-            if self._t0 is None:
-                self._t0 = now
-            self._t_end = None
             task_id = len(self._state)
-            stats = self._names.get(name)
-            if stats is None:
-                name = sys.intern(name)
-                stats = self._names[name] = _NameStats()
-            self._name.append(stats.name_of(name))
+            stats = self._opening(name, now)
+            self._name.append(stats.name)
             self._state.append(state)
             self._submitted.append(now)
             self._finished.append(_NAN)
@@ -206,15 +193,9 @@ class Tracker:
         """Register ``count`` pending tasks named ``name`` at once; return their ids."""
         now = time.time()
         with self._lock:
-            if self._t0 is None:
-                self._t0 = now
-            self._t_end = None
             first = len(self._state)
-            stats = self._names.get(name)
-            if stats is None:
-                name = sys.intern(name)
-                stats = self._names[name] = _NameStats()
-            self._name.extend(itertools.repeat(stats.name_of(name), count))
+            stats = self._opening(name, now)
+            self._name.extend(itertools.repeat(stats.name, count))
             self._state.extend(itertools.repeat("pending", count))
             self._where.extend(itertools.repeat(None, count))
             self._submitted.extend(itertools.repeat(now, count))
@@ -227,6 +208,17 @@ class Tracker:
             self._open += count
             self._version += 1
         return range(first, first + count)
+
+    def _opening(self, name: str, now: float) -> _NameStats:
+        """Under the lock, before tasks named ``name`` are added at ``now``: their stats."""
+        if self._t0 is None:
+            self._t0 = now
+        self._t_end = None
+        stats = self._names.get(name)
+        if stats is None:
+            name = sys.intern(name)
+            stats = self._names[name] = _NameStats(name)
+        return stats
 
     def key(self, task_id: int) -> str:
         """The task's key: the one it was given, else ``<name>-<id>``."""

@@ -91,3 +91,19 @@ def test_hooks_run_in_the_transitioning_thread_before_waiters_wake():
         assert events == [("running", "slim-test-0"), ("finished", "FINISHED", False)]
     finally:
         pool.shutdown()
+
+
+def test_an_outcome_set_while_the_finishing_hook_runs_is_ignored():
+    calls = []
+
+    class Reentrant(SlimFuture):
+        __slots__ = ()
+
+        def _on_finished(self, state):
+            calls.append(state)
+            self.set_result("late")  # the call returning while an interrupt is finishing it
+
+    f = Reentrant()
+    f.set_running_or_notify_cancel()
+    assert force_cancel(f)
+    assert calls == ["CANCELLED"] and f.cancelled()

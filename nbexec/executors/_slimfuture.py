@@ -25,6 +25,7 @@ __all__ = ["SlimFuture", "PENDING", "RUNNING", "FINISHED", "CANCELLED"]
 PENDING, RUNNING, FINISHED, CANCELLED = "PENDING", "RUNNING", "FINISHED", "CANCELLED"
 FINISHING = "FINISHING"  # the outcome is set and the finishing hook runs; not done yet
 _DONE = (FINISHED, CANCELLED)
+_ENDED = (FINISHED, CANCELLED, FINISHING)  # an outcome is set: later ones are ignored
 _lock = threading.Lock()
 
 
@@ -71,18 +72,17 @@ class SlimFuture:
 
     def set_result(self, result: Any) -> None:
         """Finish with ``result``; ignored if it already ended (e.g. it was interrupted)."""
-        with _lock:
-            if self._state in _DONE:
-                return
-            self._result = result
-            self._state = FINISHING
-        self._finish(FINISHED)
+        self._complete(result, None)
 
     def set_exception(self, exception: BaseException) -> None:
         """Finish with ``exception``; ignored if it already ended."""
+        self._complete(None, exception)
+
+    def _complete(self, result: Any, exception: BaseException | None) -> None:
         with _lock:
-            if self._state in _DONE:
+            if self._state in _ENDED:
                 return
+            self._result = result
             self._exception = exception
             self._state = FINISHING
         self._finish(FINISHED)
@@ -101,7 +101,7 @@ class SlimFuture:
     def force_cancel(self) -> bool:
         """Cancel even while running (the call was interrupted); False if it had already ended."""
         with _lock:
-            if self._state in _DONE or self._state is FINISHING:
+            if self._state in _ENDED:
                 return self._state is CANCELLED
             self._state = FINISHING
         self._finish(CANCELLED)

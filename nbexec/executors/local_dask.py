@@ -237,12 +237,7 @@ class LocalDaskExecutor(Executor):
             _find(kwargs, deps, self)
         self._active.add(future)
         future.add_done_callback(self._active.discard)
-        if self._pool is None:
-            self._queue.append((future, fn, args, kwargs, deps))
-        elif deps:
-            self._after(future, fn, args, kwargs, deps)
-        else:
-            self._pool.submit_to(future, fn, args, kwargs)
+        self._dispatch(future, fn, args, kwargs, deps)
         return future
 
     def submit_to(
@@ -256,6 +251,9 @@ class LocalDaskExecutor(Executor):
         """
         if not self._started:
             raise ValueError(_NOT_STARTED)
+        self._dispatch(future, fn, args, kwargs, deps)
+
+    def _dispatch(self, future: Any, fn: Callable, args: tuple, kwargs: dict, deps: Any) -> None:
         if self._pool is None:
             self._queue.append((future, fn, args, kwargs, deps))
         elif deps:
