@@ -100,12 +100,11 @@ class Snapshot:
 
 
 class _NameStats:
-    __slots__ = ("counts", "total", "dur_sum", "dur_n", "dur_max", "name")
+    __slots__ = ("counts", "dur_sum", "dur_n", "dur_max", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name  # the one string object every row of this name shares
         self.counts = dict.fromkeys(STATES, 0)
-        self.total = 0
         self.dur_sum = 0.0
         self.dur_n = 0
         self.dur_max: float | None = None
@@ -128,7 +127,6 @@ class Tracker:
         self._keys: dict[int, str] = {}  # only the keys an executor gave
         self._errors: dict[int, str] = {}
         self._names: dict[str, _NameStats] = {}
-        self._totals = dict.fromkeys(STATES, 0)
         self._failures: list[tuple[int, TaskInfo]] = []
         self._failed_count = 0
         self._slowest: list[tuple[float, int]] = []
@@ -165,7 +163,9 @@ class Tracker:
             if len(self._events) > 256:
                 self._drain()
             task_id = len(self._state)
-            stats = self._opening(name, now)
+            stats = self._names.get(name)
+            if stats is None or self._t_end is not None or self._t0 is None:
+                stats = self._opening(name, now)
             self._name.append(stats.name)
             self._state.append(state)
             self._submitted.append(now)
@@ -183,8 +183,6 @@ class Tracker:
             if key is not None:
                 self._keys[task_id] = key
             stats.counts[state] += 1
-            stats.total += 1
-            self._totals[state] += 1
             self._open += 1
             self._version += 1
         return task_id
@@ -203,8 +201,6 @@ class Tracker:
             self._finished.extend(itertools.repeat(_NAN, count))
             self._attempts.extend(itertools.repeat(0, count))
             stats.counts["pending"] += count
-            stats.total += count
-            self._totals["pending"] += count
             self._open += count
             self._version += 1
         return range(first, first + count)
@@ -235,8 +231,6 @@ class Tracker:
         counts = self._names[self._name[task_id]].counts
         counts[old] -= 1
         counts[state] += 1
-        self._totals[old] -= 1
-        self._totals[state] += 1
         self._state[task_id] = state
 
     def _set_where(self, task_id: int, where: str, count: bool) -> None:
@@ -341,7 +335,8 @@ class Tracker:
         self._move(task_id, state)
         self._finished[task_id] = now
         if state == "success":
-            self._errors.pop(task_id, None)
+            if self._errors:
+                self._errors.pop(task_id, None)
             if self._attempts[task_id] == 0:
                 self._attempts[task_id] = 1
         elif error is not None:
@@ -474,9 +469,13 @@ class Tracker:
         with self._lock:
             self._drain()
             rows = []
+            totals = dict.fromkeys(STATES, 0)
             for name, stats in self._names.items():
                 mean = stats.dur_sum / stats.dur_n if stats.dur_n else None
-                rows.append(NameRow(name, dict(stats.counts), stats.total, mean, stats.dur_max))
+                counts = dict(stats.counts)
+                rows.append(NameRow(name, counts, sum(counts.values()), mean, stats.dur_max))
+                for state, n in counts.items():
+                    totals[state] += n
             slowest = sorted(self._slowest, reverse=True)
             slowest_info = tuple(self._info(i) for _, i in slowest)
             now = time.time()
@@ -484,7 +483,7 @@ class Tracker:
             elapsed = (end - self._t0) if self._t0 is not None else 0.0
             return Snapshot(
                 rows=tuple(rows),
-                totals=dict(self._totals),
+                totals=totals,
                 total=len(self._state),
                 failures=tuple(info for _, info in self._failures),
                 failed_count=self._failed_count,
