@@ -107,3 +107,28 @@ def test_an_outcome_set_while_the_finishing_hook_runs_is_ignored():
     f.set_running_or_notify_cancel()
     assert force_cancel(f)
     assert calls == ["CANCELLED"] and f.cancelled()
+
+
+def test_an_interrupt_between_claim_and_call_stops_the_call():
+    """The pool claims a future, then registers it as running: an interrupt landing in between
+    must still keep the call from running (it used to find nothing to stop, and the task ran)."""
+    ran = threading.Event()
+    pool = InterruptiblePool(1, name="slim-window")
+
+    class InterruptedAtClaim(SlimFuture):
+        __slots__ = ()
+
+        def _on_running(self):  # in the worker, after the claim, before the registration
+            pool.interrupt([self])
+
+    try:
+        f = InterruptedAtClaim()
+        pool.submit_to(f, ran.set, (), {})
+        with pytest.raises(CancelledError):
+            f.result(timeout=10)
+        after = SlimFuture()  # the worker survives and runs the next task normally
+        pool.submit_to(after, abs, (-2,), {})
+        assert after.result(timeout=10) == 2
+        assert not ran.is_set()
+    finally:
+        pool.shutdown()

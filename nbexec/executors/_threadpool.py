@@ -136,6 +136,10 @@ class InterruptiblePool(Executor):
         for f in futures:
             if f.cancel():
                 continue  # pending: the worker will skip it
+            # Claimed: mark it cancelled first. A worker that registers it after the look-up
+            # below sees it done and does not call it; one registered before is found here.
+            if not force_cancel(f):
+                continue  # it had already finished
             for ident, running in list(self._running.items()):
                 if running is f:
                     # The worker leaves the task under its own lock: the exception lands in
@@ -144,7 +148,6 @@ class InterruptiblePool(Executor):
                         if self._running.get(ident) is f:
                             del self._running[ident]
                             _async_raise(ident, TaskInterrupted)
-                            force_cancel(f)
                     break
 
     def interrupt_all(self) -> None:
@@ -185,6 +188,11 @@ class InterruptiblePool(Executor):
             if not future.set_running_or_notify_cancel():
                 continue
             running[ident] = future  # one dict store: atomic; interrupt() reads a copy
+            if future.done():  # interrupted between the claim and the line above
+                with lock:
+                    if running.pop(ident, None) is None:
+                        _clear_async(ident)  # interrupt() found it first: drop its exception
+                continue
             try:
                 result = fn(*args, **kwargs)
             except TaskInterrupted:
