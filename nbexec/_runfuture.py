@@ -23,7 +23,7 @@ from .executors._slimfuture import CANCELLED, SlimFuture
 from .futures import _future_failed
 from .tracking import Tracker
 
-__all__ = ["RunFuture", "RunFutureHere", "report_outcome"]
+__all__ = ["RunFuture", "RunFutureHere", "pool_lane", "report_outcome", "upstream_reason"]
 
 
 def upstream_reason(deps: Any) -> str | None:
@@ -81,3 +81,17 @@ class RunFutureHere(RunFuture):
 
     def _on_running(self) -> None:
         self._tracker.running(self._id, time.time(), where_of(threading.current_thread()))
+
+
+def pool_lane(executor: Any) -> type[RunFuture] | None:
+    """The RunFuture class for an executor whose ``submit_to`` a run uses, or None."""
+    submit_to = getattr(type(executor), "submit_to", None)
+    if submit_to is None:
+        return None
+    from .executors.local_dask import LocalDaskExecutor
+
+    if submit_to is not LocalDaskExecutor.submit_to or (
+        type(executor).submit_future is not LocalDaskExecutor.submit_future
+    ):
+        return None  # a subclass that changes how work is submitted keeps the general path
+    return RunFuture if executor.scheduler == "processes" else RunFutureHere

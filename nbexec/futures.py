@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
-from .tracking import TERMINAL
+from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
     from .run import Run

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .tracking import STATES, Snapshot
+from .snapshot import STATES, Snapshot
 
 __all__ = ["render_text", "render_html", "format_counts", "RunView", "STATE_COLORS"]
 

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from ._runfuture import RunFuture, RunFutureHere, report_outcome, upstream_reason
+from ._counted_get import CountedGet
+from ._runfuture import pool_lane, report_outcome, upstream_reason
 from ._taskcall import MappedTaskCall, TaskCall
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
@@ -29,7 +30,8 @@ from .futures import (
     _is_task_future,
     _user_traceback,
 )
-from .tracking import TERMINAL, Snapshot, Tracker
+from .snapshot import TERMINAL, Snapshot
+from .tracking import Tracker
 
 __all__ = ["Run", "TaskFuture", "TaskFailed", "current_run"]
 
@@ -61,7 +63,7 @@ class Run:
         self._inline = (
             isinstance(executor, LocalExecutor) and type(executor).submit is LocalExecutor.submit
         )
-        self._lane = _pool_lane(executor)
+        self._lane = pool_lane(executor)
         self._active = False
         self._here = f"pid {os.getpid()}"
         self.tracker.info["mode"] = getattr(executor, "mode", "custom")
@@ -89,7 +91,7 @@ class Run:
             if self._track_dask and "dask" in sys.modules:
                 import dask
 
-                stack.enter_context(dask.config.set(scheduler=_PicklesAsNone(self._dask_get)))
+                stack.enter_context(dask.config.set(scheduler=CountedGet(self)))
         except BaseException:
             stack.close()
             raise
@@ -368,37 +370,6 @@ class Run:
         if failure is not None:
             raise failure from failure.__cause__
 
-    # --- dask collections ----------------------------------------------------------------------
-
-    def _dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
-        from dask.core import flatten
-        from dask.utils import key_split
-
-        first = next(iter(flatten(keys)), "compute")
-        task_id = self.tracker.add(key_split(first), str(first))
-        self.tracker.running(task_id, where="dask scheduler")
-        try:
-            result = self._base_dask_get()(dsk, keys, **kwargs)
-        except KeyboardInterrupt:
-            self.tracker.finish(task_id, "cancelled", "interrupted")
-            raise
-        except BaseException as exc:
-            self.tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        self.tracker.finish(task_id, "success")
-        return result
-
-    def _base_dask_get(self) -> Callable:
-        get = getattr(self.executor, "dask_get", None)
-        if get is not None:
-            return get
-        client = getattr(self.executor, "client", None)
-        if client is not None:
-            return client.get
-        from dask.local import get_sync
-
-        return get_sync
-
     # --- views ---------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
@@ -438,25 +409,6 @@ class Run:
         return f"<Run {self.tracker.info.get('mode', '?')}: {counts or 'no tasks'}>"
 
 
-class _PicklesAsNone:
-    """The run's dask ``scheduler`` config value; it pickles as None.
-
-    Nannies copy dask's config into the worker processes they start (adaptive scaling, ``scale()``),
-    and a run cannot pickle: the worker would fail to start and the tasks wait for ever.
-    """
-
-    __slots__ = ("_get",)
-
-    def __init__(self, get: Callable):
-        self._get = get
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._get(*args, **kwargs)
-
-    def __reduce__(self) -> tuple:
-        return (type(None), ())
-
-
 _SCANNED = (TaskFuture, *_CONTAINERS)
 
 
@@ -470,20 +422,6 @@ def _may_hold_futures(args: tuple, kwargs: dict) -> bool:
             if isinstance(v, _SCANNED):
                 return True
     return False
-
-
-def _pool_lane(executor: Executor) -> type[RunFuture] | None:
-    """The RunFuture class for an executor whose ``submit_to`` a run uses, or None."""
-    submit_to = getattr(type(executor), "submit_to", None)
-    if submit_to is None:
-        return None
-    from .executors.local_dask import LocalDaskExecutor
-
-    if submit_to is not LocalDaskExecutor.submit_to or (
-        type(executor).submit_future is not LocalDaskExecutor.submit_future
-    ):
-        return None  # a subclass that changes how work is submitted keeps the general path
-    return RunFuture if executor.scheduler == "processes" else RunFutureHere
 
 
 def _name_of(fn: Callable) -> str:

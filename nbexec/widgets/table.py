@@ -16,7 +16,7 @@ from traitlets import Int, Unicode
 
 from .. import widgets as _base
 from ..render import STATE_COLORS, _bar, _seconds, format_counts, render_html, render_text
-from ..tracking import NameRow, Snapshot
+from ..snapshot import NameRow, Snapshot
 
 __all__ = ["RunTable", "SummaryView", "header_html", "failures_html", "slowest_html"]
 

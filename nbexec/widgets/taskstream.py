@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import widgets as _base
 from ..render import STATE_COLORS
-from ..tracking import STATES
+from ..snapshot import STATES
 
 __all__ = ["TaskStream", "stream_data", "LIMIT", "PALETTE"]
 
