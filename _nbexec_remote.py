@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
-    "in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
+    "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys",
 ]  # fmt: skip
 
@@ -38,6 +38,16 @@ __all__ = [
 def in_task_body() -> bool:
     """True while this thread executes a task's own code (nested task calls are plain calls)."""
     return getattr(threading.current_thread(), "_nbexec_depth", 0) > 0
+
+
+def call_in_task_body(fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """``fn(*args, **kwargs)`` with this thread counted as inside a task body (see ``in_task_body``)."""
+    thread = threading.current_thread()
+    thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1  # type: ignore[attr-defined]
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        thread._nbexec_depth -= 1  # type: ignore[attr-defined]
 
 
 def where_of(thread: threading.Thread) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._counted_get import CountedGet
 from ._runfuture import pool_lane, report_outcome, upstream_reason
-from ._taskcall import MappedTaskCall, TaskCall
+from ._taskcall import MappedTaskCall, TaskCall, call_in_task_body
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
 from .futures import (
@@ -170,8 +170,7 @@ class Run:
 
     def _map_batch(self, batch, fn, name, items, tags, retries, delay) -> list[TaskFuture]:
         """One executor ``map`` call for all elements (Dask: ``client.map``)."""
-        if not self._active:
-            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+        self._require_active()
         tracker = self.tracker
         ids = [tracker.add(name, "") for _ in items]
         call = MappedTaskCall(fn, self._emit, retries, delay)
@@ -191,11 +190,14 @@ class Run:
         self.futures.extend(futures)
         return futures
 
+    def _require_active(self) -> None:
+        if not self._active:
+            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+
     def _submit(
         self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None
     ) -> TaskFuture:
-        if not self._active:
-            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+        self._require_active()
         deps = None
         if _may_hold_futures(args, kwargs):
             found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
@@ -244,8 +246,7 @@ class Run:
 
     def _map_to_pool(self, fn, name, items, retries, delay) -> list[TaskFuture]:
         """``map`` on a LocalDaskExecutor: the tasks are registered at once, then submitted."""
-        if not self._active:
-            raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
+        self._require_active()
         tracker, lane, submit_to = self.tracker, self._lane, self.executor.submit_to
         ids = tracker.add_many(name, len(items))
         futures = []
@@ -269,15 +270,10 @@ class Run:
         task_id = tracker.add(name, None, running_on=self._here)
         if retries:
             fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
-        thread = threading.current_thread()
         try:
             if deps:
                 args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
-            thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1
-            try:
-                efut = _Done(fn(*args, **kwargs), None)
-            finally:
-                thread._nbexec_depth -= 1
+            efut = _Done(call_in_task_body(fn, args, kwargs), None)
         except Exception as exc:
             efut = _Done(None, exc)
         future = TaskFuture(self, task_id, efut, deps)
@@ -292,7 +288,7 @@ class Run:
         try:
             if efut.cancelled():
                 tracker.finish(
-                    future._id, "cancelled", self._upstream_reason(future) or "cancelled"
+                    future._id, "cancelled", upstream_reason(future._deps) or "cancelled"
                 )
                 return
             status = getattr(efut, "status", None)
@@ -304,9 +300,6 @@ class Run:
             tracker.finish(future._id, "failed", f"{type(error).__name__}: {error}")
             return
         report_outcome(tracker, future._id, future._deps, exc)
-
-    def _upstream_reason(self, future: TaskFuture) -> str | None:
-        return upstream_reason(future._deps)
 
     # --- waiting -------------------------------------------------------------------------------
 

@@ -369,13 +369,6 @@ class Tracker:
     def name(self, task_id: int) -> str:
         return self._name[task_id]
 
-    def error(self, task_id: int) -> str | None:
-        """The task's error text (failed, cancelled, retrying), with every event so far applied."""
-        if self._events:
-            with self._lock:
-                self._drain()
-        return self._errors.get(task_id)
-
     def __len__(self) -> int:
         return len(self._state)
 

@@ -25,7 +25,7 @@ from ._threadpool import _finish
 
 __all__ = [
     "WorkerDiedError", "TaskPicklingError", "RemoteTraceback", "remote_error", "spawn_child",
-    "read_frame", "on_event", "set_started", "set_ran", "complete", "sigkill",
+    "read_frame", "on_event", "call_hook", "complete", "sigkill",
 ]  # fmt: skip
 
 logger = logging.getLogger("nbexec.ProcPool")
@@ -183,24 +183,15 @@ def on_event(body: bytes) -> None:
         logger.exception("event callback failed")
 
 
-def set_started(future: Any, t: float, where: str) -> None:
-    """``future.set_started(t, where)`` if it has that hook (a ``SlimFuture``); never raises."""
-    hook = getattr(future, "set_started", None)
-    if hook is not None:
+def call_hook(future: Any, hook: str, *args: Any) -> None:
+    """``future.<hook>(*args)`` if the future has that hook (``set_started``, ``set_ran`` of a
+    ``SlimFuture``); never raises."""
+    method = getattr(future, hook, None)
+    if method is not None:
         try:
-            hook(t, where)
+            method(*args)
         except Exception:
-            logger.exception("set_started failed")
-
-
-def set_ran(future: Any, t0: float, t1: float, where: str) -> None:
-    """``future.set_ran(t0, t1, where)`` if it has that hook (a ``SlimFuture``); never raises."""
-    hook = getattr(future, "set_ran", None)
-    if hook is not None:
-        try:
-            hook(t0, t1, where)
-        except Exception:
-            logger.exception("set_ran failed")
+            logger.exception("%s failed", hook)
 
 
 def complete(task: _Task, child: _Child, kind: int, body: bytes) -> None:
@@ -213,7 +204,7 @@ def complete(task: _Task, child: _Child, kind: int, body: bytes) -> None:
         err.__cause__ = exc
         _finish(future, exc=err)
         return
-    set_ran(future, t0, t1, child.where)
+    call_hook(future, "set_ran", t0, t1, child.where)
     if kind == pw.KIND_OK:
         _finish(future, value)
         return

@@ -32,10 +32,10 @@ from ._procchild import (
     WorkerDiedError,
     _Child,
     _Task,
+    call_hook,
     complete,
     on_event,
     read_frame,
-    set_started,
     sigkill,
     spawn_child,
 )
@@ -218,7 +218,7 @@ class ProcPool(Executor):
                     break
             else:
                 return  # finished or interrupted meanwhile
-        set_started(future, t_start, child.where)
+        call_hook(future, "set_started", t_start, child.where)
 
     def _on_done(self, child: _Child, kind: int, body: bytes) -> None:
         chunks = None

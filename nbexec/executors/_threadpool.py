@@ -189,32 +189,32 @@ class InterruptiblePool(Executor):
                 continue
             running[ident] = future  # one dict store: atomic; interrupt() reads a copy
             if future.done():  # interrupted between the claim and the line above
-                with lock:
-                    if running.pop(ident, None) is None:
-                        _clear_async(ident)  # interrupt() found it first: drop its exception
+                _leave(running, ident, lock)
                 continue
             try:
                 result = fn(*args, **kwargs)
             except TaskInterrupted:
-                with lock:
-                    running.pop(ident, None)
+                _leave(running, ident, lock)
                 _clear_async(ident)
                 force_cancel(future)
             except BaseException as exc:
-                with lock:
-                    interrupted = running.pop(ident, None) is None
-                if interrupted:
-                    _clear_async(ident)
+                _leave(running, ident, lock)
                 _finish(future, exc=exc)
                 del exc
             else:
-                with lock:
-                    interrupted = running.pop(ident, None) is None
-                if interrupted:
-                    _clear_async(ident)  # interrupt landed after the task: drop it
+                _leave(running, ident, lock)
                 _finish(future, result)
                 del result
             del future, fn, args, kwargs
+
+
+def _leave(running: dict, ident: int, lock: threading.Lock) -> None:
+    """Unregister this worker's task; if interrupt() took it first, drop the exception it sent
+    (it lands in the task or, at worst, here, where it is cleared)."""
+    with lock:
+        interrupted = running.pop(ident, None) is None
+    if interrupted:
+        _clear_async(ident)
 
 
 def cancelled_error(key: str) -> CancelledError:

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+from .._taskcall import call_in_task_body
 from ._slimfuture import SlimFuture
 from ._threadpool import InterruptiblePool, TaskInterrupted, force_cancel
 from .base import (
@@ -331,10 +332,8 @@ class LocalDaskExecutor(Executor):
     def _run_here(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
         if not future.set_running_or_notify_cancel():
             return
-        thread = threading.current_thread()
-        thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1  # type: ignore[attr-defined]
         try:
-            value = fn(*args, **kwargs)
+            value = call_in_task_body(fn, args, kwargs)
         except KeyboardInterrupt:
             force_cancel(future)
             raise
@@ -342,8 +341,6 @@ class LocalDaskExecutor(Executor):
             future.set_exception(exc)
         else:
             future.set_result(value)
-        finally:
-            thread._nbexec_depth -= 1  # type: ignore[attr-defined]
 
     def _config(self) -> Any:
         if not self.dask_config:
