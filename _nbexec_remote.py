@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -29,7 +30,8 @@ from typing import Any
 
 __all__ = [
     "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
-    "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys",
+    "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys", "OutputBuffer",
+    "install_output_tee", "TaskTimeout", "call_with_timeout",
 ]  # fmt: skip
 
 # --- the task wrapper (every executor) ------------------------------------------------------------
@@ -68,25 +70,36 @@ def where_of(thread: threading.Thread) -> str:
 
 
 class TaskCall:
-    """Call ``fn`` reporting "running" (and "retrying") through ``emit``, retrying with a delay."""
+    """Call ``fn`` reporting "running" (and "retrying") through ``emit``, retrying with a delay.
 
-    __slots__ = ("fn", "task_id", "emit", "retries", "retry_delay")
+    What the call prints is captured (``OutputBuffer``) and sent as an "output" event; on the
+    last failure it also travels on the exception (``_nbexec_output``). ``timeout``: seconds an
+    attempt may run before it fails with ``TimeoutError`` (retried like any failure).
+    """
 
-    def __init__(self, fn, task_id, emit, retries=0, retry_delay=0.0):
+    __slots__ = ("fn", "task_id", "emit", "retries", "retry_delay", "timeout")
+
+    def __init__(self, fn, task_id, emit, retries=0, retry_delay=0.0, timeout=None):
         self.fn = fn
         self.task_id = task_id
         self.emit = emit
         self.retries = retries
         self.retry_delay = retry_delay
+        self.timeout = timeout
 
     def __reduce__(self):
-        return (TaskCall, (self.fn, self.task_id, self.emit, self.retries, self.retry_delay))
+        return (TaskCall, (self.fn, self.task_id, self.emit, self.retries, self.retry_delay,
+                           self.timeout))  # fmt: skip
 
     def __call__(self, *args, **kwargs):
         emit = self.emit
         attempt = 0
         thread = threading.current_thread()
         thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1
+        outer = getattr(thread, _SINK_ATTR, None)
+        out = OutputBuffer()
+        setattr(thread, _SINK_ATTR, out)
+        install_output_tee()
         try:
             while True:
                 attempt += 1
@@ -97,9 +110,17 @@ class TaskCall:
                         {"t": time.time(), "where": where_of(thread), "attempt": attempt},
                     )
                 try:
+                    if self.timeout:
+                        return call_with_timeout(self.fn, args, kwargs, self.timeout)
                     return self.fn(*args, **kwargs)
                 except Exception as exc:
                     if attempt > self.retries:
+                        text = out.text()
+                        if text:
+                            try:
+                                exc._nbexec_output = text  # type: ignore[attr-defined]
+                            except Exception:  # noqa: BLE001 - an exception without __dict__
+                                pass
                         raise
                     if emit is not None:
                         emit(self.task_id, "retrying", {"t": time.time(), "attempt": attempt,
@@ -107,7 +128,10 @@ class TaskCall:
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
         finally:
+            setattr(thread, _SINK_ATTR, outer)
             thread._nbexec_depth -= 1
+            if emit is not None and out.parts:
+                emit(self.task_id, "output", {"text": out.text()})
 
 
 class MappedTaskCall(TaskCall):
@@ -115,14 +139,197 @@ class MappedTaskCall(TaskCall):
 
     __slots__ = ()
 
-    def __init__(self, fn, emit, retries=0, retry_delay=0.0):
-        super().__init__(fn, None, emit, retries, retry_delay)
+    def __init__(self, fn, emit, retries=0, retry_delay=0.0, timeout=None):
+        super().__init__(fn, None, emit, retries, retry_delay, timeout)
 
     def __reduce__(self):
-        return (MappedTaskCall, (self.fn, self.emit, self.retries, self.retry_delay))
+        return (MappedTaskCall, (self.fn, self.emit, self.retries, self.retry_delay, self.timeout))
 
     def __call__(self, task_id, *args):
-        return TaskCall(self.fn, task_id, self.emit, self.retries, self.retry_delay)(*args)
+        return TaskCall(self.fn, task_id, self.emit, self.retries, self.retry_delay,
+                        self.timeout)(*args)  # fmt: skip
+
+
+# --- per-task output ------------------------------------------------------------------------------
+
+#: The thread attribute naming where this thread's task output goes: an object with
+#: ``write_output(text)``, or None.
+_SINK_ATTR = "_nbexec_sink"
+#: Characters of output kept per task (the last ones).
+MAX_OUTPUT = 100_000
+
+
+class OutputBuffer:
+    """Collects what one task prints (the last ``MAX_OUTPUT`` characters)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write_output(self, text: str) -> None:
+        parts = self.parts
+        parts.append(text)
+        if len(parts) > 256 or len(text) > MAX_OUTPUT:
+            parts[:] = [keep_tail("".join(parts))]
+
+    def text(self) -> str:
+        return keep_tail("".join(self.parts))
+
+    def take(self) -> str | None:
+        """The text so far (None if nothing was printed); empties the buffer."""
+        if not self.parts:
+            return None
+        text = keep_tail("".join(self.parts))
+        self.parts = []
+        return text
+
+
+def keep_tail(text: str, limit: int = MAX_OUTPUT) -> str:
+    """``text`` cut to its last ``limit`` characters, saying that earlier output was cut."""
+    if len(text) <= limit:
+        return text
+    return "[... earlier output cut ...]\n" + text[-limit:]
+
+
+class OutputTee:
+    """Stands in for ``sys.stdout``/``sys.stderr``: every write goes to the stream as before, and
+    a copy goes to the sink of the task this thread runs (``_nbexec_sink``), if any."""
+
+    _nbexec_tee = True
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: Any) -> Any:
+        sink = getattr(threading.current_thread(), _SINK_ATTR, None)
+        if sink is not None and text:
+            try:
+                sink.write_output(text if type(text) is str else str(text))
+            except Exception:  # noqa: BLE001 - capturing must never break printing
+                pass
+        return self._stream.write(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def install_output_tee() -> None:
+    """Put an ``OutputTee`` in front of ``sys.stdout`` and ``sys.stderr`` (once; cheap after)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and type(stream).__dict__.get("_nbexec_tee") is None:
+            setattr(sys, name, OutputTee(stream))
+
+
+# --- timeouts -------------------------------------------------------------------------------------
+
+
+class TaskTimeout(BaseException):
+    """Raised inside a task that ran past its timeout (a BaseException: ``except Exception`` in
+    task code does not swallow it); the task wrapper turns it into ``TimeoutError``."""
+
+
+def call_with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout: float) -> Any:
+    """``fn(*args, **kwargs)``, stopped with ``TimeoutError`` once it ran ``timeout`` seconds.
+
+    In a main thread whose SIGALRM is free (process-pool children, the kernel) a timer signal
+    stops it, even inside ``time.sleep``; elsewhere (pool threads, Dask worker threads) the
+    watchdog raises in the thread at its next Python line.
+    """
+    thread = threading.current_thread()
+    alarm = (
+        thread is threading.main_thread()
+        and hasattr(signal, "setitimer")
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    )
+    entry = None
+    previous = None
+    try:
+        try:
+            if alarm:
+                previous = signal.signal(signal.SIGALRM, _on_alarm)
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            else:
+                entry = _watchdog().arm(thread.ident, timeout)
+            return fn(*args, **kwargs)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous or signal.SIG_DFL)
+            elif entry is not None:
+                _watchdog().disarm(entry)
+    except TaskTimeout:
+        raise TimeoutError(f"the task ran longer than its timeout of {timeout:g} s") from None
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise TaskTimeout()
+
+
+class _Watchdog:
+    """One daemon thread per process that raises ``TaskTimeout`` in threads past their deadline."""
+
+    def __init__(self) -> None:
+        import heapq
+        import itertools
+
+        self._heap: list = []
+        self._push, self._pop = heapq.heappush, heapq.heappop
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        threading.Thread(target=self._loop, name="nbexec-timeouts", daemon=True).start()
+
+    def arm(self, ident: int | None, timeout: float) -> list:
+        entry = [time.monotonic() + timeout, next(self._seq), ident, "armed"]
+        with self._cond:
+            self._push(self._heap, entry)
+            if self._heap[0] is entry:
+                self._cond.notify()
+        return entry
+
+    def disarm(self, entry: list) -> None:
+        with self._cond:
+            fired = entry[3] == "fired"
+            entry[3] = "done"
+        if fired:  # drop the exception if it has not landed yet
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(entry[2]), None)
+
+    def _loop(self) -> None:
+        cond, heap = self._cond, self._heap
+        while True:
+            with cond:
+                while heap and heap[0][3] == "done":
+                    self._pop(heap)
+                if not heap:
+                    cond.wait()
+                    continue
+                delay = heap[0][0] - time.monotonic()
+                if delay > 0:
+                    cond.wait(delay)
+                    continue
+                entry = self._pop(heap)
+                entry[3] = "fired"
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(entry[2]), ctypes.py_object(TaskTimeout)
+                )
+
+
+_WATCHDOG: _Watchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+def _watchdog() -> _Watchdog:
+    global _WATCHDOG
+    if _WATCHDOG is None:
+        with _WATCHDOG_LOCK:
+            if _WATCHDOG is None:
+                _WATCHDOG = _Watchdog()
+    return _WATCHDOG
 
 
 # --- Dask: stop flag, shipping the user's code, events ------------------------------------------

@@ -45,6 +45,9 @@ def report_outcome(
     if exc is None:
         tracker.finish(task_id, "success", ran=ran)
         return
+    output = getattr(exc, "_nbexec_output", None)  # what a wrapped task printed before failing
+    if output:
+        tracker.set_output(task_id, output)
     reason = upstream_reason(deps)
     if reason:
         tracker.finish(task_id, "cancelled", reason)
@@ -67,6 +70,14 @@ class RunFuture(SlimFuture):
     def set_started(self, t: float, where: str) -> None:
         self._tracker.running(self._id, t, where)
 
+    def set_output(self, text: str) -> None:
+        """Everything the call printed, sent by the pool with its outcome."""
+        self._tracker.set_output(self._id, text)
+
+    def write_output(self, text: str) -> None:
+        """A piece of what the call prints (this future is the sink of the thread running it)."""
+        self._tracker.add_output(self._id, text)
+
     def _on_finished(self, state: str) -> None:
         if state is CANCELLED:
             self._tracker.finish(self._id, "cancelled", upstream_reason(self._deps) or "cancelled")
@@ -80,7 +91,15 @@ class RunFutureHere(RunFuture):
     __slots__ = ()
 
     def _on_running(self) -> None:
-        self._tracker.running(self._id, time.time(), where_of(threading.current_thread()))
+        thread = threading.current_thread()
+        thread._nbexec_sink = self  # type: ignore[attr-defined]  # what the call prints (OutputTee)
+        self._tracker.running(self._id, time.time(), where_of(thread))
+
+    def _on_finished(self, state: str) -> None:
+        thread = threading.current_thread()
+        if getattr(thread, "_nbexec_sink", None) is self:
+            thread._nbexec_sink = None  # type: ignore[attr-defined]
+        super()._on_finished(state)
 
 
 def pool_lane(executor: Any) -> type[RunFuture] | None:

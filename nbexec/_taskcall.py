@@ -24,6 +24,17 @@ except ImportError:  # an editable install made before the module existed: load 
     sys.modules["_nbexec_remote"] = _nbexec_remote
     _spec.loader.exec_module(_nbexec_remote)
 
-from _nbexec_remote import MappedTaskCall, TaskCall, call_in_task_body, in_task_body, where_of
+from _nbexec_remote import (
+    MAX_OUTPUT,
+    MappedTaskCall,
+    OutputBuffer,
+    TaskCall,
+    call_in_task_body,
+    in_task_body,
+    install_output_tee,
+    keep_tail,
+    where_of,
+)
 
-__all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall"]
+__all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
+           "OutputBuffer", "install_output_tee", "keep_tail", "MAX_OUTPUT"]  # fmt: skip

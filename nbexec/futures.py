@@ -124,6 +124,15 @@ class TaskFuture:
             return exc
         return None
 
+    @property
+    def output(self) -> str:
+        """What the task printed so far (stdout and stderr, as text); "" if nothing.
+
+        Where tasks run in other processes it arrives with the task's result (Dask: with its
+        events, a moment after the result).
+        """
+        return self._run.tracker.output(self._id)
+
     def _cancel_reason(self) -> str:
         record = self._run.tracker.record(self._id)
         return f"task {record.name!r} was cancelled" + (f": {record.error}" if record.error else "")

@@ -114,6 +114,8 @@ def render_html(snapshot: Snapshot, *, details: bool = True, stable: bool = Fals
                 items.append(f"<div><code>{esc(f.name)}</code>: {esc(f.error or '')}</div>")
                 continue
             trace = f"<pre>{esc(f.traceback)}</pre>" if f.traceback else ""
+            if f.output:  # the last lines the task printed
+                trace = f"<div>printed:</div><pre>{esc(f.output)}</pre>{trace}"
             where = f" on {esc(f.where)}" if f.where else ""
             items.append(
                 f"<details><summary><code>{esc(f.name)}</code> <code>{esc(f.key)}</code>{where}: "

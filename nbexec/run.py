@@ -19,7 +19,7 @@ from typing import Any
 
 from ._counted_get import CountedGet
 from ._runfuture import pool_lane, report_outcome, upstream_reason
-from ._taskcall import MappedTaskCall, TaskCall, call_in_task_body
+from ._taskcall import MappedTaskCall, TaskCall, call_in_task_body, install_output_tee
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
 from .futures import (
@@ -95,6 +95,7 @@ class Run:
         except BaseException:
             stack.close()
             raise
+        install_output_tee()  # what tasks print in this process is kept per task
         runs = getattr(_stack, "runs", None)
         if runs is None:
             runs = _stack.runs = []
@@ -270,12 +271,17 @@ class Run:
         task_id = tracker.add(name, None, running_on=self._here)
         if retries:
             fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
+        thread = threading.current_thread()
+        outer = getattr(thread, "_nbexec_sink", None)
+        thread._nbexec_sink = _InlineSink(tracker, task_id)  # type: ignore[attr-defined]
         try:
             if deps:
                 args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
             efut = _Done(call_in_task_body(fn, args, kwargs), None)
         except Exception as exc:
             efut = _Done(None, exc)
+        finally:
+            thread._nbexec_sink = outer  # type: ignore[attr-defined]
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         report_outcome(tracker, task_id, deps, efut._exc)
@@ -400,6 +406,19 @@ class Run:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.tracker.snapshot().totals.items() if n)
         return f"<Run {self.tracker.info.get('mode', '?')}: {counts or 'no tasks'}>"
+
+
+class _InlineSink:
+    """Where a task called inline (LocalExecutor) prints: its row of the tracker."""
+
+    __slots__ = ("tracker", "task_id")
+
+    def __init__(self, tracker: Tracker, task_id: int) -> None:
+        self.tracker = tracker
+        self.task_id = task_id
+
+    def write_output(self, text: str) -> None:
+        self.tracker.add_output(self.task_id, text)
 
 
 _SCANNED = (TaskFuture, *_CONTAINERS)

@@ -50,6 +50,7 @@ class TaskInfo:
     attempts: int
     error: str | None = None
     traceback: str | None = None
+    output: str | None = None  # the last lines the task printed (failures only)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ happen, so a snapshot costs the same with 10 tasks or 100,000.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import sys
@@ -18,6 +19,7 @@ from collections import deque
 from queue import Empty, SimpleQueue
 from typing import Any
 
+from ._taskcall import MAX_OUTPUT, keep_tail
 from .snapshot import STATES, TERMINAL, NameRow, Snapshot, TaskInfo, TaskRecord
 
 __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow", "TaskInfo"]
@@ -26,6 +28,7 @@ _RUNNING, _RETRYING = "running", "retrying"  # event kinds; the others are termi
 _NAN = float("nan")
 _FAILURES_KEPT = 20
 _SLOWEST_KEPT = 5
+OUTPUT_LINES = 10  # lines of a failed task's output its failure entry shows
 
 
 class _NameStats:
@@ -55,6 +58,7 @@ class Tracker:
         self._attempts = array("l")
         self._keys: dict[int, str] = {}  # only the keys an executor gave
         self._errors: dict[int, str] = {}
+        self._outputs: dict[int, list[str]] = {}  # only tasks that printed something
         self._names: dict[str, _NameStats] = {}
         self._failures: list[tuple[int, TaskInfo]] = []
         self._failed_count = 0
@@ -299,6 +303,35 @@ class Tracker:
             self.running(task_id, info.get("t"), info.get("where"), info.get("attempt", 1))
         elif event == "retrying":
             self.retrying(task_id, info.get("attempt", 1), info.get("error"))
+        elif event == "output":
+            self.set_output(task_id, info.get("text") or "")
+
+    # Output is written by the thread running the task (one writer per task): no lock needed.
+
+    def add_output(self, task_id: int, text: str) -> None:
+        """Append ``text`` to what the task printed (the last ``MAX_OUTPUT`` characters are kept)."""
+        parts = self._outputs.get(task_id)
+        if parts is None:
+            self._outputs[task_id] = parts = []
+        parts.append(text)
+        if len(parts) > 256 or len(text) > MAX_OUTPUT:
+            parts[:] = [keep_tail("".join(parts))]
+        self._queued += 1
+
+    def set_output(self, task_id: int, text: str) -> None:
+        """Set everything the task printed (sent whole from where it ran)."""
+        if text:
+            self._outputs[task_id] = [keep_tail(text)]
+            self._queued += 1
+
+    def output(self, task_id: int) -> str:
+        """What the task printed so far (stdout and stderr, as text); "" if nothing."""
+        parts = self._outputs.get(task_id)
+        if not parts:
+            return ""
+        if len(parts) > 1:
+            parts[:] = [keep_tail("".join(parts))]
+        return parts[0]
 
     def set_info(self, **items: object) -> None:
         """Update ``info`` (a None value removes the item) so that views see a new version."""
@@ -386,6 +419,13 @@ class Tracker:
         return TaskInfo(row.name, row.key, row.state, row.duration, row.where, row.attempts,
                         row.error, traceback)  # fmt: skip
 
+    def _with_output(self, task_id: int, info: TaskInfo) -> TaskInfo:
+        """``info`` with the last lines the task printed (they may arrive after its end)."""
+        if task_id not in self._outputs:
+            return info
+        lines = self.output(task_id).rstrip("\n").splitlines()[-OUTPUT_LINES:]
+        return dataclasses.replace(info, output="\n".join(lines))
+
     def snapshot(self) -> Snapshot:
         """An immutable view; its cost depends on the number of task names, not of tasks."""
         with self._lock:
@@ -407,7 +447,7 @@ class Tracker:
                 rows=tuple(rows),
                 totals=totals,
                 total=len(self._state),
-                failures=tuple(info for _, info in self._failures),
+                failures=tuple(self._with_output(i, info) for i, info in self._failures),
                 failed_count=self._failed_count,
                 slowest=slowest_info,
                 elapsed=elapsed,

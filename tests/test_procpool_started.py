@@ -201,7 +201,7 @@ def test_child_frames_started_once_before_the_result_and_never_after():
             (pw.KIND_OK, 2),
             (pw.KIND_OK, 3),
         ]
-        (_, (_, t_start)), (_, (_, t0, t1, _)) = got[1], got[2]
+        (_, (_, t_start)), (_, (_, t0, t1, _, _)) = got[1], got[2]
         assert t_start == t0 and t1 - t0 >= 0.29
         time.sleep(0.2)  # the watcher polls every STARTED_AFTER: nothing more about finished tasks
         assert frames.empty()

@@ -198,13 +198,15 @@ def complete(task: _Task, child: _Child, kind: int, body: bytes) -> None:
     """Finish ``task``'s future from its ``KIND_OK``/``KIND_ERR`` frame (reporting it started)."""
     future = task.future
     try:
-        _tid, t0, t1, value = pickle.loads(body)
+        _tid, t0, t1, value, output = pickle.loads(body)
     except BaseException as exc:
         err = TaskPicklingError(f"cannot unpickle the result of task {task.key!r}: {exc!r}")
         err.__cause__ = exc
         _finish(future, exc=err)
         return
     call_hook(future, "set_ran", t0, t1, child.where)
+    if output:
+        call_hook(future, "set_output", output)
     if kind == pw.KIND_OK:
         _finish(future, value)
         return

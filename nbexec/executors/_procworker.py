@@ -7,8 +7,9 @@ order. Child -> parent:
 - ``KIND_READY`` (empty body) once, when the child started;
 - ``KIND_STARTED`` with ``(tid, t_start)`` at most once per task, only for a task that has been
   executing for ``STARTED_AFTER`` seconds, and always before that task's result frame;
-- ``KIND_OK`` / ``KIND_ERR``, one per task as it finishes, with ``(tid, t_start, t_end, value)``
-  where value is the result, or ``(exception or None, traceback text)``;
+- ``KIND_OK`` / ``KIND_ERR``, one per task as it finishes, with ``(tid, t_start, t_end, value,
+  output)`` where value is the result, or ``(exception or None, traceback text)``, and output
+  what the task printed (None if nothing);
 - ``KIND_EVENT`` with ``(channel, key, event, info)`` (``ProcEmit``, from any thread);
 - ``KIND_LOADFAIL`` with the text of a chunk that could not be unpickled.
 
@@ -174,7 +175,13 @@ def main(argv: list[str]) -> None:
     threading.main_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
     import cloudpickle
 
+    from _nbexec_remote import OutputBuffer, install_output_tee
+
     dumps = cloudpickle.dumps
+    # What each task prints still reaches the parent's streams, and travels with its result.
+    install_output_tee()
+    out = OutputBuffer()
+    threading.main_thread()._nbexec_sink = out  # type: ignore[attr-defined]
     lock = threading.Lock()  # every frame to the parent is written under it, whole
 
     def write(data: bytes) -> None:
@@ -222,20 +229,22 @@ def main(argv: list[str]) -> None:
                 t1 = now()
                 text = traceback.format_exc()
                 _keep_traceback(exc)
+                printed = out.take()
                 try:
-                    data = dumps((tid, t0, t1, (exc, text)), protocol=5)
+                    data = dumps((tid, t0, t1, (exc, text), printed), protocol=5)
                 except BaseException:
-                    data = dumps((tid, t0, t1, (None, text)), protocol=5)
+                    data = dumps((tid, t0, t1, (None, text), printed), protocol=5)
                 send(KIND_ERR, data)
                 del exc
                 continue
             current.task = None
             t1 = now()
+            printed = out.take()
             try:
-                data = dumps((tid, t0, t1, value), protocol=5)
+                data = dumps((tid, t0, t1, value, printed), protocol=5)
             except BaseException as exc:
                 text = f"cannot pickle the result: {exc!r}\n{traceback.format_exc()}"
-                data = dumps((tid, t0, t1, (None, text)), protocol=5)
+                data = dumps((tid, t0, t1, (None, text), printed), protocol=5)
                 send(KIND_ERR, data)
                 continue
             send(KIND_OK, data)
