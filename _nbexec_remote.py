@@ -32,6 +32,7 @@ __all__ = [
     "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys", "OutputBuffer",
     "install_output_tee", "TaskTimeout", "call_with_timeout",
+    "call_with_timeout_of",
 ]  # fmt: skip
 
 # --- the task wrapper (every executor) ------------------------------------------------------------
@@ -265,6 +266,11 @@ def call_with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout: float) -
                 _watchdog().disarm(entry)
     except TaskTimeout:
         raise TimeoutError(f"the task ran longer than its timeout of {timeout:g} s") from None
+
+
+def call_with_timeout_of(fn: Callable, timeout: float, *args: Any, **kwargs: Any) -> Any:
+    """``call_with_timeout`` with the function and timeout first (for ``functools.partial``)."""
+    return call_with_timeout(fn, args, kwargs, timeout)
 
 
 def _on_alarm(signum: int, frame: Any) -> None:

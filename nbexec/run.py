@@ -19,7 +19,13 @@ from typing import Any
 
 from ._counted_get import CountedGet
 from ._runfuture import pool_lane, report_outcome, upstream_reason
-from ._taskcall import MappedTaskCall, TaskCall, call_in_task_body, install_output_tee
+from ._taskcall import (
+    MappedTaskCall,
+    TaskCall,
+    call_in_task_body,
+    call_with_timeout_of,
+    install_output_tee,
+)
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
 from .futures import (
@@ -140,8 +146,9 @@ class Run:
         task = getattr(fn, "__nbexec_task__", None)
         if task is not None:
             return self._submit(
-                task.fn, task.name, args, kwargs, task.tags, task.retries, task.retry_delay
-            )
+                task.fn, task.name, args, kwargs, task.tags, task.retries, task.retry_delay,
+                timeout=task.timeout,
+            )  # fmt: skip
         return self._submit(fn, _name_of(fn), args, kwargs)
 
     def map(self, fn: Callable, *iterables: Iterable) -> list[TaskFuture]:
@@ -155,25 +162,30 @@ class Run:
                 task.retries,
                 task.retry_delay,
             )
+            timeout = task.timeout
         else:
-            name, tags, retries, delay = _name_of(fn), (), 0, 0.0
+            name, tags, retries, delay, timeout = _name_of(fn), (), 0, 0.0, None
         items = list(zip(*iterables))
         plain = not any(isinstance(a, _SCANNED) for args in items for a in args)
         if self._lane is not None and plain and items:
-            return self._map_to_pool(fn, name, items, retries, delay)
+            return self._map_to_pool(fn, name, items, retries, delay, timeout)
         batch = getattr(self.executor, "map", None)
         if batch is None or not items or not plain:
             return [
-                self._submit(fn, name, args, {}, tags, retries, delay, index)
+                self._submit(fn, name, args, {}, tags, retries, delay, index, timeout)
                 for index, args in enumerate(items)
             ]
-        return self._map_batch(batch, fn, name, items, tags, retries, delay)
+        return self._map_batch(batch, fn, name, items, tags, retries, delay, timeout)
 
-    def _map_batch(self, batch, fn, name, items, tags, retries, delay) -> list[TaskFuture]:
+    def _map_batch(
+        self, batch, fn, name, items, tags, retries, delay, timeout=None
+    ) -> list[TaskFuture]:
         """One executor ``map`` call for all elements (Dask: ``client.map``)."""
         self._require_active()
         tracker = self.tracker
         ids = [tracker.add(name, "") for _ in items]
+        if timeout:
+            fn = _Timed(fn, timeout)
         call = MappedTaskCall(fn, self._emit, retries, delay)
         context = {"task_name": name, "task_tags": tuple(tags)}
         try:
@@ -196,7 +208,7 @@ class Run:
             raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
 
     def _submit(
-        self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None
+        self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None, timeout=None
     ) -> TaskFuture:
         self._require_active()
         deps = None
@@ -211,6 +223,8 @@ class Run:
                 deps = tuple(found)
                 args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
         tracker = self.tracker
+        if timeout:  # the task wrapper enforces it, wherever the task runs
+            fn = _Timed(fn, timeout)
         if self._inline:
             return self._run_inline(fn, name, args, kwargs, deps, retries, retry_delay)
         if self._lane is not None:
@@ -245,9 +259,11 @@ class Run:
         self.futures.append(future)
         return future
 
-    def _map_to_pool(self, fn, name, items, retries, delay) -> list[TaskFuture]:
+    def _map_to_pool(self, fn, name, items, retries, delay, timeout=None) -> list[TaskFuture]:
         """``map`` on a LocalDaskExecutor: the tasks are registered at once, then submitted."""
         self._require_active()
+        if timeout:
+            fn = _Timed(fn, timeout)
         tracker, lane, submit_to = self.tracker, self._lane, self.executor.submit_to
         ids = tracker.add_many(name, len(items))
         futures = []
@@ -406,6 +422,11 @@ class Run:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.tracker.snapshot().totals.items() if n)
         return f"<Run {self.tracker.info.get('mode', '?')}: {counts or 'no tasks'}>"
+
+
+def _Timed(fn: Callable, timeout: float) -> Callable:
+    """``fn`` stopped with ``TimeoutError`` once a call ran ``timeout`` seconds (picklable)."""
+    return partial(call_with_timeout_of, fn, timeout)
 
 
 class _InlineSink:

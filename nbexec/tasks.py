@@ -48,11 +48,23 @@ def _check_tags(tags: Any) -> tuple[str, ...]:
     return tags
 
 
+def _check_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < 10**8  # also refuses nan and inf
+    ):
+        raise ValueError(f"timeout must be a number of seconds > 0 (or None), got {timeout!r}")
+    return float(timeout)
+
+
 class Task:
     """A function that runs as a tracked task inside a run and as a plain call elsewhere."""
 
     def __init__(self, fn: Callable, name: str | None = None, tags: Iterable[str] = (), retries: int = 0,
-                 retry_delay: float = 0.0):  # fmt: skip
+                 retry_delay: float = 0.0, timeout: float | None = None):  # fmt: skip
         if not callable(fn):
             raise TypeError(f"@task needs a callable, got {type(fn).__name__}")
         if name is not None and (not isinstance(name, str) or not name):
@@ -65,6 +77,7 @@ class Task:
             or retry_delay < 0
         ):
             raise ValueError(f"retry_delay must be a number of seconds >= 0, got {retry_delay!r}")
+        self.timeout = _check_timeout(timeout)
         self.fn = fn
         self.name = name or _name_of(fn)
         self.tags = _check_tags(tags)
@@ -78,8 +91,9 @@ class Task:
         if run is None or in_task_body():
             return self.fn(*args, **kwargs)
         return run._submit(
-            self.fn, self.name, args, kwargs, self.tags, self.retries, self.retry_delay
-        )
+            self.fn, self.name, args, kwargs, self.tags, self.retries, self.retry_delay,
+            timeout=self.timeout,
+        )  # fmt: skip
 
     def map(self, *iterables: Iterable) -> list[Any]:
         """One call per element of the zipped iterables: TaskFutures in a run, values elsewhere."""
@@ -101,17 +115,23 @@ class Task:
 def task(fn: Callable) -> Task: ...
 @overload
 def task(*, name: str | None = None, tags: Iterable[str] = (), retries: int = 0,
-         retry_delay: float = 0.0) -> Callable[[Callable], Task]: ...  # fmt: skip
+         retry_delay: float = 0.0, timeout: float | None = None
+         ) -> Callable[[Callable], Task]: ...  # fmt: skip
 
 
-def task(fn=None, *, name=None, tags=(), retries=0, retry_delay=0.0):
-    """Make ``fn`` a task: ``@task`` or ``@task(name=..., tags=..., retries=..., retry_delay=...)``.
+def task(fn=None, *, name=None, tags=(), retries=0, retry_delay=0.0, timeout=None):
+    """Make ``fn`` a task: ``@task`` or ``@task(name=..., tags=..., retries=..., retry_delay=...,
+    timeout=...)``.
 
     Tags follow Prefect 1: ``"dask-resource:GPU=1"`` becomes a Dask worker resource.
+    ``timeout``: seconds an attempt may run; a longer one fails with ``TimeoutError`` (retried
+    like any failure) and its worker is freed.
     """
     if fn is None:
-        return lambda f: Task(f, name=name, tags=tags, retries=retries, retry_delay=retry_delay)
-    return Task(fn, name=name, tags=tags, retries=retries, retry_delay=retry_delay)
+        _check_timeout(timeout)
+        return lambda f: Task(f, name=name, tags=tags, retries=retries, retry_delay=retry_delay,
+                              timeout=timeout)  # fmt: skip
+    return Task(fn, name=name, tags=tags, retries=retries, retry_delay=retry_delay, timeout=timeout)
 
 
 def _require_run(what: str):

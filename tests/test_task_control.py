@@ -103,3 +103,87 @@ def test_output_is_cut_to_its_tail(executors):
         f = loud()
     assert f.output.startswith("[... ") and len(f.output) < MAX_OUTPUT + 100
     assert f.output.endswith("x" * 99 + "\n")
+
+
+@nbexec.task(timeout=0.5)
+def spin(seconds):
+    """Busy in Python for ``seconds`` (a timeout stops it at its next line in every mode)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+@nbexec.task(timeout=0.5)
+def nap(seconds):
+    """Blocked in C (``time.sleep``)."""
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_timeout_fails_the_task_with_timeouterror_and_the_run_goes_on(executors, mode):
+    with pytest.raises(nbexec.TaskFailed) as info:
+        with Run(executors(mode)) as run:
+            slow = spin(30)
+            quick = spin(0.01)
+            after = spin.map([0.01, 0.02])
+    assert isinstance(info.value.__cause__, TimeoutError), repr(info.value.__cause__)
+    assert "timeout of 0.5 s" in str(info.value)
+    assert slow.state == "failed" and quick.result() == 0.01
+    assert [f.result() for f in after] == [0.01, 0.02]
+    assert run.summary() == {"spin": {"success": 3, "failed": 1}}
+
+
+@pytest.mark.timeout(300, method="thread")  # leaves SIGALRM free, as in a kernel
+@pytest.mark.parametrize("mode", ["local", "sync", "processes"])
+def test_timeout_stops_a_task_blocked_in_c_where_a_signal_reaches_it(executors, mode):
+    t0 = time.monotonic()
+    with pytest.raises(nbexec.TaskFailed):
+        with Run(executors(mode)):
+            nap(30)
+    assert time.monotonic() - t0 < 20
+
+
+def test_retries_apply_to_timeouts(executors, tmp_path):
+    calls = tmp_path / "calls"
+
+    @nbexec.task(timeout=0.3, retries=2)
+    def slow_then_fast():
+        with open(calls, "a") as fh:
+            fh.write("x")
+        if len(calls.read_text()) < 3:
+            spin.fn(30)
+        return "done"
+
+    with Run(executors("threads")) as run:
+        f = slow_then_fast()
+    assert f.result() == "done" and calls.read_text() == "xxx"
+    assert run.tracker.record(f._id).attempts == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), "5", True])
+def test_bad_timeouts_are_refused(bad):
+    with pytest.raises(ValueError, match="timeout must be a number of seconds"):
+        nbexec.task(timeout=bad)
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes", "dask"])
+def test_a_timed_out_task_frees_its_only_worker(mode):
+    """With one worker, the task queued behind a timed-out one starts soon after the timeout."""
+    options = {"workers": 1}
+    if mode == "dask":
+        options.update(threads_per_worker=1, processes=False)
+    ex = executor_for(mode, **options)
+    with ex.start():
+        with Run(ex) as run:  # warm up (a process child, the cluster)
+            spin(0.01)
+        t0 = time.monotonic()
+        with pytest.raises(nbexec.TaskFailed):
+            with Run(ex) as run:
+                spin(30)
+                after = spin(0.01)
+        freed = time.monotonic() - t0
+        assert after.result() == 0.01 and run.summary()["spin"] == {"success": 1, "failed": 1}
+        print(f"\n{mode}: timeout 0.5 s, next task done after {freed:.2f} s")
+        assert freed < 15
