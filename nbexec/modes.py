@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .executors._limits import (
+    check_address,
+    check_client_kwargs,
+    check_count,
+    check_local_cluster_kwargs,
+    check_seconds,
+    max_processes,
+    max_threads,
+)
 from .executors.base import Executor
 from .options import MODES
 
@@ -67,16 +76,11 @@ def validate(mode: str, options: dict[str, Any]) -> None:
                 f"unknown option {name!r}; options: {', '.join(_DASK_OPTIONS)} (mode {mode!r} accepts: "
                 f"{_accepted(mode)})"
             )
-    if "workers" in options:
-        _check_int("workers", options["workers"], 0 if mode == "dask" else 1)
-    if "threads_per_worker" in options:
-        _check_int("threads_per_worker", options["threads_per_worker"], 1)
+    _check_sizes(mode, options)
     if "processes" in options and not isinstance(options["processes"], bool):
         raise ValueError(f"processes must be True or False, got {options['processes']!r}")
     if "timeout" in options:
-        t = options["timeout"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-            raise ValueError(f"timeout must be a number of seconds > 0, got {t!r}")
+        check_seconds("timeout", options["timeout"])
     if "adapt" in options:
         adapt = options["adapt"]
         if not isinstance(adapt, (tuple, list)) or len(adapt) != 2:
@@ -84,18 +88,19 @@ def validate(mode: str, options: dict[str, Any]) -> None:
         lo, hi = adapt
         _check_int("adapt minimum", lo, 0)
         _check_int("adapt maximum", hi, 1)
+        if _local_cluster_options(options):
+            check_count("adapt maximum", hi, 1, max_processes(), "LocalCluster workers")
         if lo > hi:
             raise ValueError(f"adapt minimum {lo} is larger than maximum {hi}")
     for name in ("cluster_kwargs", "client_kwargs"):
         if name in options and not isinstance(options[name], dict):
             raise ValueError(f"{name} must be a dict, got {type(options[name]).__name__}")
+    if "client_kwargs" in options:
+        check_client_kwargs(options["client_kwargs"])
     if "memory_limit" in options:
         _check_memory(options["memory_limit"])
     if "address" in options:
-        if not isinstance(options["address"], str) or not options["address"]:
-            raise ValueError(
-                f"address must be a scheduler address such as tcp://host:8786, got {options['address']!r}"
-            )
+        check_address(options["address"])
         clash = [n for n in _ADDRESS_CONFLICTS if n in options]
         if clash:
             raise ValueError(
@@ -124,6 +129,45 @@ def validate(mode: str, options: dict[str, Any]) -> None:
         for n in tls:
             if not os.path.isfile(str(options[n])):
                 raise ValueError(f"{n}: no such file {options[n]!r}")
+
+
+def _local_cluster_options(options: dict[str, Any]) -> bool:
+    """Whether ``options`` make a LocalCluster (no address, no other cluster class)."""
+    if "address" in options:
+        return False
+    cls = options.get("cluster_class", _LOCAL_CLUSTER)
+    if cls == _LOCAL_CLUSTER:
+        return True
+    if isinstance(cls, str):
+        try:
+            cls = resolve_cluster_class(cls)
+        except Exception:
+            return False  # refused with its own message below
+    return _is_local_cluster(cls)
+
+
+def _check_sizes(mode: str, options: dict[str, Any]) -> None:
+    """Counts of workers and threads: whole numbers, and none far beyond this machine."""
+    local = mode == "dask" and _local_cluster_options(options)
+    if "workers" in options:
+        if mode == "threads":
+            check_count("workers", options["workers"], 1, max_threads(), "threads")
+        elif mode == "processes":
+            check_count("workers", options["workers"], 1, max_processes(), "processes")
+        else:
+            limit = max_processes() if local else None
+            check_count("workers", options["workers"], 0, limit, "LocalCluster workers")
+    if "threads_per_worker" in options:
+        check_count(
+            "threads_per_worker", options["threads_per_worker"], 1, max_threads(), "threads"
+        )
+    if local:
+        kwargs = options.get("cluster_kwargs")
+        merged = dict(kwargs) if isinstance(kwargs, dict) else {}
+        for name, kwarg in (("workers", "n_workers"), ("threads_per_worker", "threads_per_worker")):
+            if name in options:
+                merged[kwarg] = options[name]
+        check_local_cluster_kwargs(merged)
 
 
 def _check_memory(value: Any) -> None:

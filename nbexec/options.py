@@ -33,13 +33,15 @@ def _positive_int(text: str) -> int:
 
 
 def seconds(text: str) -> float:
-    """argparse type: a number of seconds > 0."""
+    """argparse type: a number of seconds > 0 and at most one day."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    if not 0 < value <= 86400:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds > 0 and <= 86400, got {text!r}"
+        )
     return value
 
 

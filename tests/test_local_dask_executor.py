@@ -299,9 +299,9 @@ def test_failed_process_pool_start_leaves_nothing_behind(monkeypatch):
     before_children = {p.pid for p in psutil.Process().children()}
     monkeypatch.setattr("sys.executable", "/bin/false")  # children exit at once, never ready
     ex = LocalDaskExecutor("processes", num_workers=2)
-    with pytest.raises(RuntimeError, match="before it started|died"):
-        with ex.start():
-            pass
+    with ex.start():  # children start lazily: the first task reports the broken pool
+        with pytest.raises(RuntimeError, match="before it started|died"):
+            ex.wait(ex.submit(abs, -1))
     assert not ex.started and ex._pool is None
     deadline = time.time() + 5
     while time.time() < deadline:

@@ -18,7 +18,6 @@ import itertools
 import pickle
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -59,20 +58,11 @@ class ProcPool(Executor):
         self._idle: list[_Child] = []
         self._shutdown = self._closing = False
         self._tids = itertools.count()
+        self._nstarting = 0
         self._broken: str | None = None
-        try:
-            for _ in range(max_workers):
-                self._add(self._spawn())
-            deadline = time.monotonic() + 60
-            for child in list(self._children):
-                while not child.ready.wait(0.05):
-                    if self._broken or child.proc.poll() is not None:
-                        raise RuntimeError(self._broken or f"process pool worker {child.pid} died")
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("process pool workers did not start within 60 s")
-        except BaseException:
-            self._kill_all()
-            raise
+        # Children start as work needs them (a one-task run starts one child); one is started
+        # now, without waiting for it, so the first task finds it (nearly) ready.
+        self._add(self._spawn())
 
     # --- children --------------------------------------------------------------------------
 
@@ -108,10 +98,33 @@ class ProcPool(Executor):
                     self._broken or "cannot submit to a process pool that was shut down"
                 )
             self._pending.append(task)
+            grow = not self._idle and self._wanted()
+            if grow:
+                self._nstarting += 1
             if not self._idle:
-                return
-            chunks = self._take_chunks()
+                chunks = []
+            else:
+                chunks = self._take_chunks()
+        if grow:
+            self._grow()
         self._send_chunks(chunks)
+
+    def _wanted(self) -> bool:
+        """Under the lock: whether one more child would take pending work."""
+        n = len(self._children) + self._nstarting
+        return n < self._max_workers and len(self._pending) > self._nstarting
+
+    def _grow(self) -> None:
+        try:
+            child = self._spawn()
+        finally:
+            with self._lock:
+                self._nstarting -= 1
+        if self._closing:
+            sigkill(child.pid)
+            child.proc.wait()
+            return
+        self._add(child)
 
     def _take_chunks(self) -> list[tuple[_Child, list[_Task]]]:
         """Under the lock: assign pending tasks to idle children."""

@@ -4,7 +4,8 @@
 can use it) with one extra: ``interrupt(futures)`` cancels the pending ones and raises
 ``TaskInterrupted`` inside the threads running the others. A thread blocked in C (``time.sleep``)
 gets the exception as soon as it returns to Python, so the task runs no further line; the pool
-thread survives and goes on with the next task.
+retires that thread (it ends once its call returns) and starts a replacement at once, so the next
+work has full capacity. Threads start as work needs them, up to ``max_workers``.
 """
 
 from __future__ import annotations
@@ -64,29 +65,61 @@ def _clear_async(thread_id: int) -> None:
 
 
 class InterruptiblePool(Executor):
-    """A fixed-size pool of ``max_workers`` daemon threads running submitted calls in FIFO order."""
+    """Up to ``max_workers`` daemon threads (started on demand) running submitted calls in FIFO order."""
 
     def __init__(self, max_workers: int, name: str = "nbexec-thread") -> None:
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ValueError(f"max_workers must be a positive int, got {max_workers!r}")
         self._max_workers = max_workers
+        self._name = name
         self._queue: SimpleQueue = SimpleQueue()
         self._running: dict[int, Future] = {}  # thread ident -> future running there
         self._worker_locks: dict[int, threading.Lock] = {}
         self._shutdown = False
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # live, not retired
+        # Threads start as work needs them: while fewer than max_workers run, each submit counts
+        # the calls not yet finished (``_done`` has one cell per thread, written by it alone).
+        self._grow_lock = threading.Lock()
+        self._full = False
+        self._submitted = self._dropped = 0
+        self._done: list[int] = []
+        self._retired: set[int] = set()
+        self._nthreads = 0
+
+    def _start_thread(self) -> None:
+        """Under ``_grow_lock``: start one more worker thread."""
+        slot = len(self._done)
+        self._done.append(0)
+        t = threading.Thread(
+            target=self._worker, args=(slot,), name=f"{self._name}-{slot}", daemon=True
+        )
         try:
-            for i in range(max_workers):
-                t = threading.Thread(target=self._worker, name=f"{name}-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
-        except RuntimeError as exc:  # "can't start new thread": leave none of them behind
-            started = len(self._threads)
-            self.shutdown(wait=True)
-            raise RuntimeError(
-                f"cannot start {max_workers} worker threads: the system refused after {started} "
-                f"({exc}); ask for fewer workers"
-            ) from exc
+            t.start()
+        except RuntimeError as exc:  # "can't start new thread"
+            self._done.pop()
+            if not self._threads:
+                raise RuntimeError(
+                    f"cannot start a worker thread: the system refused ({exc}); ask for fewer "
+                    "workers"
+                ) from exc
+            self._full = True  # serve with the threads that did start
+            return
+        self._threads.append(t)
+        self._full = len(self._threads) >= self._max_workers
+
+    def _grow(self) -> None:
+        with self._grow_lock:
+            self._submitted += 1
+            if self._full or self._shutdown:
+                return
+            outstanding = self._submitted - self._dropped - sum(self._done)
+            if outstanding > len(self._threads):
+                self._start_thread()
+
+    @property
+    def thread_count(self) -> int:
+        """Worker threads started and not retired."""
+        return len(self._threads)
 
     # --- concurrent.futures.Executor ------------------------------------------------------
 
@@ -101,17 +134,21 @@ class InterruptiblePool(Executor):
         if self._shutdown:
             raise RuntimeError("cannot submit to a pool that was shut down")
         self._queue.put((future, fn, args, kwargs))
+        if not self._full:
+            self._grow()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop the threads after the queued work (or cancel it with ``cancel_futures``)."""
         if cancel_futures:
             self.cancel_pending()
-        self._shutdown = True
-        for _ in self._threads:
+        with self._grow_lock:
+            self._shutdown = True
+            threads = list(self._threads)
+        for _ in threads:
             self._queue.put(None)
-        if wait:
+        if wait:  # threads retired by an interrupt are not waited for: they may be stuck in C
             me = threading.current_thread()
-            for t in self._threads:
+            for t in threads:
                 if t is not me:
                     t.join()
 
@@ -125,11 +162,15 @@ class InterruptiblePool(Executor):
                 items.append(self._queue.get_nowait())
             except Exception:
                 break
+        dropped = 0
         for item in items:
             if item is None:
                 self._queue.put(None)
             else:
                 item[0].cancel()
+                dropped += 1
+        with self._grow_lock:
+            self._dropped += dropped
 
     def interrupt(self, futures: Iterable[Future]) -> None:
         """Cancel ``futures`` that have not started; raise ``TaskInterrupted`` in threads running the others."""
@@ -148,7 +189,20 @@ class InterruptiblePool(Executor):
                         if self._running.get(ident) is f:
                             del self._running[ident]
                             _async_raise(ident, TaskInterrupted)
+                            self._retire(ident)
                     break
+
+    def _retire(self, ident: int) -> None:
+        """The thread ``ident`` may stay blocked in C: take it out and start a replacement, so
+        the pool keeps its full capacity; the thread ends when its call returns."""
+        with self._grow_lock:
+            self._retired.add(ident)
+            self._threads = [t for t in self._threads if t.ident != ident]
+            self._dropped += 1  # its call will never count as done
+            if not self._shutdown and self._full:
+                self._start_thread()
+            elif not self._shutdown:
+                self._full = False
 
     def interrupt_all(self) -> None:
         """Interrupt every queued and running call."""
@@ -161,7 +215,7 @@ class InterruptiblePool(Executor):
 
     # --- worker ----------------------------------------------------------------------------
 
-    def _worker(self) -> None:
+    def _worker(self, slot: int) -> None:
         ident = threading.get_ident()
         # One lock per worker, shared only with interrupt(): a lock shared by all workers let a
         # thread lose the GIL while holding it, and the others then queued on it for every task.
@@ -170,26 +224,33 @@ class InterruptiblePool(Executor):
         threading.current_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
         while True:
             try:
-                if self._work(ident, lock):
+                if self._work(ident, lock, slot):
                     return
             except TaskInterrupted:
                 # An interrupt that arrived just after the task returned: the task is over and
-                # its future was cancelled by interrupt(); keep serving.
-                continue
+                # its future was cancelled by interrupt().
+                pass
+            if ident in self._retired:
+                return
 
-    def _work(self, ident: int, lock: threading.Lock) -> bool:
-        get, running = self._queue.get, self._running
+    def _work(self, ident: int, lock: threading.Lock, slot: int) -> bool:
+        get, running, done, retired = self._queue.get, self._running, self._done, self._retired
         while True:
+            if ident in retired:
+                return True  # interrupted: a replacement serves the queue now
             item = get()
             if item is None:
                 return True
             future, fn, args, kwargs = item
             del item
             if not future.set_running_or_notify_cancel():
+                done[slot] += 1
                 continue
             running[ident] = future  # one dict store: atomic; interrupt() reads a copy
             if future.done():  # interrupted between the claim and the line above
                 _leave(running, ident, lock)
+                if ident not in retired:
+                    done[slot] += 1
                 continue
             try:
                 result = fn(*args, **kwargs)
@@ -206,6 +267,8 @@ class InterruptiblePool(Executor):
                 _finish(future, result)
                 del result
             del future, fn, args, kwargs
+            if ident not in retired:
+                done[slot] += 1
 
 
 def _leave(running: dict, ident: int, lock: threading.Lock) -> None:
