@@ -129,9 +129,9 @@ def held_pool(tmp_path):
             from nbexec.executors import LocalDaskExecutor
             ex = LocalDaskExecutor("processes", num_workers=2)
             with ex.start():
-                f = ex.submit(time.sleep, 60)
+                fs = [ex.submit(time.sleep, 60) for _ in range(2)]  # children start as work needs them
                 print(*ex._pool.pids, flush=True)
-                f.result()
+                fs[0].result()
             """
         )
     )
