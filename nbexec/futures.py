@@ -124,6 +124,18 @@ class TaskFuture:
             return exc
         return None
 
+    def cancel(self) -> bool:
+        """Cancel the task if it has not ended (a running one too, where its mode can stop it).
+
+        True if it is cancelled now (or was already), False if it had already ended otherwise.
+        See ``Run.cancel``.
+        """
+        return self._run.cancel([self]) == 1 or self.state == "cancelled"
+
+    def cancelled(self) -> bool:
+        """Whether the task was cancelled (by ``cancel()``, an interrupt, or a failed upstream)."""
+        return self.state == "cancelled"
+
     @property
     def output(self) -> str:
         """What the task printed so far (stdout and stderr, as text); "" if nothing.

@@ -362,6 +362,23 @@ class Run:
             self.tracker.finish(f._id, "cancelled", "interrupted")
         self.executor.interrupt([f._efut for f in open_futures])
 
+    def cancel(self, futures: Iterable[TaskFuture] | None = None) -> int:
+        """Cancel this run's tasks that have not ended (all of them, or those in ``futures``).
+
+        Pending ones never start; running ones are stopped where the mode can stop them (threads
+        at their next Python line, process-pool children killed and replaced, Dask keys
+        cancelled and, on a cluster nbexec created, their threads interrupted). They are
+        recorded "cancelled"; the run goes on and its other tasks finish. Returns how many.
+        """
+        targets = self.futures if futures is None else futures
+        open_futures = [f for f in targets if f._run is self and f.state not in TERMINAL]
+        if not open_futures:
+            return 0
+        for f in open_futures:
+            self.tracker.finish(f._id, "cancelled", "cancelled")
+        self.executor.interrupt([f._efut for f in open_futures])
+        return len(open_futures)
+
     def failure(self) -> TaskFailed | None:
         """TaskFailed for the first failed task in submission order (its cause set), or None."""
         failed = [f for f in self.futures if f.state == "failed"]

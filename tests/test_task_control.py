@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import CancelledError
 
 import cloudpickle
 import pytest
@@ -187,3 +188,83 @@ def test_a_timed_out_task_frees_its_only_worker(mode):
         assert after.result() == 0.01 and run.summary()["spin"] == {"success": 1, "failed": 1}
         print(f"\n{mode}: timeout 0.5 s, next task done after {freed:.2f} s")
         assert freed < 15
+
+
+@nbexec.task
+def spin_free(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return seconds
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cancel_one_running_task_and_the_run_goes_on(executors, mode):
+    with Run(executors(mode)):
+        long = spin_free(0.01 if mode == "local" else 30)
+        others = spin_free.map([0.01, 0.02])
+        if mode == "local":  # already done when the call returned: nothing to cancel
+            assert long.cancel() is False and long.state == "success"
+        else:
+            if mode != "sync":  # sync runs lazily: the task is still pending here
+                assert _wait_for(lambda: long.state == "running", 30)
+            assert long.cancel() is True
+            assert long.cancelled() and long.state == "cancelled"
+            with pytest.raises(CancelledError):
+                long.result()
+    assert [f.result() for f in others] == [0.01, 0.02]  # no TaskFailed: cancelled is not failed
+    assert long.cancel() is (mode != "local")  # idempotent
+
+
+@pytest.mark.parametrize("mode", ["sync", "threads", "processes", "dask"])
+def test_cancelled_pending_task_never_runs_and_its_dependents_are_cancelled(
+    executors, mode, tmp_path
+):
+    marker = tmp_path / "ran"
+
+    @nbexec.task
+    def touch(_):
+        marker.write_text("ran")
+        return 1
+
+    @nbexec.task
+    def plus_one(x):
+        return x + 1
+
+    with Run(executors(mode)) as run:
+        gates = [spin_free(1.0) for _ in range(2)]  # keep every worker busy
+        pending = touch(gates)
+        dependent = plus_one(pending)
+        assert pending.cancel() is True
+    assert not marker.exists()
+    assert dependent.state == "cancelled"
+    assert run.summary()["touch"] == {"cancelled": 1}
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes", "dask"])
+def test_cancel_frees_the_only_worker_and_run_cancel_stops_the_rest(mode):
+    options = {"workers": 1}
+    if mode == "dask":
+        options.update(threads_per_worker=1, processes=False)
+    ex = executor_for(mode, **options)
+    with ex.start():
+        with Run(ex):  # warm up (a process child, the cluster)
+            spin_free(0.01)
+        with Run(ex) as run:
+            long = spin_free(30)
+            after = spin_free(0.01)
+            assert _wait_for(lambda: long.state == "running", 30)
+            t0 = time.monotonic()
+            long.cancel()
+            assert after.result(timeout=15) == 0.01
+            freed = time.monotonic() - t0
+        print(f"\n{mode}: cancel -> next task done after {freed:.3f} s")
+        with Run(ex) as run:
+            busy = [spin_free(30) for _ in range(3)]
+            assert _wait_for(lambda: busy[0].state == "running", 30)
+            t0 = time.monotonic()
+            assert run.cancel() == 3
+        print(f"{mode}: run.cancel() of 3 tasks -> run ended after {time.monotonic() - t0:.3f} s")
+        assert run.summary() == {"spin_free": {"cancelled": 3}}
+        with Run(ex):  # the executor still works at full capacity
+            assert spin_free(0.01).result(timeout=15) == 0.01
