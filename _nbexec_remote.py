@@ -397,14 +397,19 @@ def _from_bytes(data: bytes) -> ByValue:
     return ByValue(_UNLOADED, data)
 
 
+def _from_reversed(data: bytes) -> ByValue:
+    return ByValue(_UNLOADED, data[::-1])
+
+
 class ByValue:
     """Wraps ``obj`` so that any pickler (distributed tries plain ``pickle`` first) sends it by value.
 
-    Pickles as its cloudpickle bytes, computed once (distributed pickles a graph twice when it
-    mentions ``__main__``), and loads them only when first called: the scheduler, which unpickles
-    and re-pickles every task, never runs the user's code, nor needs what it imports, nor pickles
-    it again. Code keeps its file names (``nbexec.executors._pickling``), so tracebacks name the
-    user's file. nbexec's own wrappers inside pickle by reference (this module).
+    Pickles as its cloudpickle bytes, computed once, and loads them only when first called: the
+    scheduler, which unpickles and re-pickles every task, never runs the user's code, nor needs
+    what it imports, nor pickles it again. The bytes travel reversed: distributed pickles a task a
+    second time, with cloudpickle, when its bytes contain ``__main__`` (a notebook function's do).
+    Code keeps its file names (``nbexec.executors._pickling``), so tracebacks name the user's file.
+    nbexec's own wrappers inside pickle by reference (this module).
     """
 
     __slots__ = ("obj", "data")
@@ -425,7 +430,7 @@ class ByValue:
             from nbexec.executors._pickling import dumps
 
             data = self.data = dumps(self.obj, protocol=pickle.HIGHEST_PROTOCOL)
-        return (_from_bytes, (data,))
+        return (_from_reversed, (data[::-1],))
 
 
 def stop_token(token: str, interrupt_all: bool = False, dask_worker: Any = None) -> list[str]:

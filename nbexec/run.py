@@ -199,7 +199,7 @@ class Run:
             tracker.set_key(task_id, getattr(efut, "key", None))
             future = TaskFuture(self, task_id, efut, None)
             futures.append(future)
-            efut.add_done_callback(partial(self._on_done, future))
+            self.executor.on_done(efut, partial(self._on_done, future))
         self.futures.extend(futures)
         return futures
 
@@ -240,7 +240,7 @@ class Run:
         tracker.set_key(task_id, getattr(efut, "key", None))
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
-        efut.add_done_callback(partial(self._on_done, future))
+        self.executor.on_done(efut, partial(self._on_done, future))
         return future
 
     def _submit_to_pool(self, fn, name, args, kwargs, deps, retries, retry_delay) -> TaskFuture:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -564,6 +565,60 @@ def _per_task(fn, n: int) -> float:
     t0 = time.perf_counter()
     fn(n)
     return (time.perf_counter() - t0) / n * 1e6
+
+
+def fail(x: int) -> int:
+    raise ValueError(f"bad {x}")
+
+
+def test_on_done_calls_back_once_for_every_outcome(ext):
+    """Finished before or after it is watched, erred, cancelled, already awaited elsewhere."""
+    calls: list[tuple] = []
+
+    def callback(f):
+        error = f.exception() if f.status == "error" else None  # needs a thread off the loop
+        calls.append((f.key, f.status, type(error).__name__))
+
+    early = ext.submit(inc, 1)
+    ext.wait(early)
+    later = ext.submit(sleep_then_touch, 0.3, os.devnull, os.devnull)
+    erred = ext.submit(fail, 2)
+    cancelled = ext.submit(time.sleep, 5)
+    cancelled.cancel()
+    awaited = ext.submit(time.sleep, 0.5)
+    waiter = threading.Thread(target=ext.wait, args=([awaited],))
+    waiter.start()
+    time.sleep(0.1)
+    futures = [early, later, erred, cancelled, awaited]
+    for f in futures:
+        ext.on_done(f, callback)
+    assert wait_for(lambda: len(calls) >= len(futures))
+    waiter.join(10)
+    time.sleep(0.3)  # no second call
+    assert sorted(calls) == sorted([
+        (early.key, "finished", "NoneType"),
+        (later.key, "finished", "NoneType"),
+        (erred.key, "error", "ValueError"),
+        (cancelled.key, "cancelled", "NoneType"),
+        (awaited.key, "finished", "NoneType"),
+    ])  # fmt: skip
+
+
+def test_a_task_of_a_main_function_is_pickled_once(ext):
+    """The user's function travels inside ByValue, whose bytes never show ``__main__``."""
+    import types
+
+    from distributed.protocol.pickle import dumps
+
+    import _nbexec_remote as rt
+
+    main_inc = types.FunctionType(inc.__code__, {"__name__": "__main__"}, "inc")
+    main_inc.__module__ = "__main__"
+    wrapped = rt.ByValue(main_inc)
+    data = dumps(wrapped)
+    assert b"__main__" not in data and b"__main__" in wrapped.data
+    assert pickle.loads(data)(41) == 42
+    assert ext.wait(ext.submit(main_inc, 1)) == 2
 
 
 def test_no_scheduler_round_trip_per_task(ext):

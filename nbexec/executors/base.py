@@ -191,6 +191,13 @@ class Executor:
         """A channel from task code back to ``callback``; the default calls it directly."""
         return EventChannel(callback)
 
+    def on_done(self, future: Any, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(future)`` once ``future`` (returned by this executor) is done.
+
+        In any thread; the callback must be quick. The default is ``future.add_done_callback``.
+        """
+        future.add_done_callback(callback)
+
     def interrupt(self, futures: Iterable[Any]) -> None:
         """Stop ``futures`` after an interrupt: pending ones never start; running ones stop or are released."""
         for f in futures:

@@ -29,6 +29,7 @@ from distributed.deploy import LocalCluster
 from .._taskcall import _nbexec_remote as rt  # what runs in tasks: pickled by reference
 from . import _dask_remote as remote
 from ._connect import probe_scheduler
+from ._dask_done import DoneWatch
 from ._dask_support import (
     _check_mapping,
     _install_remote_module,
@@ -153,11 +154,12 @@ class DaskExecutor(Executor):
         self._watchers: list[Callable[[str, str | None, int], None]] = []
         self._workers: set[str] | None = None
         self._watching = False
+        self._done: DoneWatch | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         for name in ("client", "_cluster", "_token", "_futures", "_channels", "_watchers",
-                     "_workers", "_watching"):  # fmt: skip
+                     "_workers", "_watching", "_done"):  # fmt: skip
             state.pop(name, None)
         return state
 
@@ -190,6 +192,7 @@ class DaskExecutor(Executor):
                 client = self._create(stack)
             self.client = client
             self._token = uuid.uuid4().hex
+            self._done = DoneWatch(client)
             try:
                 _install_remote_module(client)
                 path = self.performance_report_path
@@ -353,6 +356,15 @@ class DaskExecutor(Executor):
             for future in futures:
                 self._futures[future.key] = future
         return futures
+
+    def on_done(self, future: Any, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(future)`` when ``future`` is done: installed on the client's event loop
+        in batches, run there for finished and cancelled futures (see ``_dask_done``)."""
+        done = self._done
+        if done is None or not isinstance(future, distributed.Future):
+            future.add_done_callback(callback)
+        else:
+            done.add(future, callback)
 
     def wait(self, futures: Any) -> Any:
         """Resolve every future inside ``futures`` (nested lists, tuples, dicts)."""
