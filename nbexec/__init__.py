@@ -9,6 +9,7 @@ from typing import Any
 
 from .executors import Executor, LocalExecutor
 from .futures import TaskFailed, TaskFuture
+from .history import runs
 from .modes import MODES, executor_for
 from .run import Run, current_run
 from .session import current, stop, use
@@ -19,7 +20,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Executor", "LocalExecutor", "LocalDaskExecutor", "DaskExecutor", "MODES", "executor_for",
-    "task", "Task", "submit", "map", "run", "Run", "TaskFuture", "TaskFailed", "current_run",
+    "task", "Task", "submit", "map", "run", "Run", "TaskFuture", "TaskFailed", "current_run", "runs",
     "use", "current", "stop", "ExecutorPanel", "dashboard", "load_ipython_extension",
 ]  # fmt: skip
 

@@ -21,7 +21,7 @@ from IPython.core.magic import (
     output_can_be_silenced,
 )
 
-from . import session
+from . import run_commands, session
 from .executors.base import iter_leaves
 from .futures import TaskFailed, TaskFuture
 from .modes import validate
@@ -118,6 +118,9 @@ class ExecutorMagics(Magics):
 
         %executor MODE [OPTIONS] switches the session executor; %executor status prints it;
         %executor stop stops it; %executor alone shows the executor panel.
+        %executor runs lists the kernel's runs; %executor show [N] shows a run's table again;
+        %executor retry [N] re-runs the failed and cancelled tasks of the last run (or run N),
+        keeps the results that succeeded and rebinds the names.
         NBEXEC_EXECUTOR in the environment replaces the modes and options written in the notebook.
         """
         __tracebackhide__ = True
@@ -127,8 +130,10 @@ class ExecutorMagics(Magics):
 
     # --- %executor ----------------------------------------------------------------------------
 
-    def _line(self, line: str) -> None:
+    def _line(self, line: str) -> Any:
         words = line.split()
+        if words and words[0] in run_commands.COMMANDS:
+            return run_commands.run_command(self.shell, words)
         if words and words[0] in COMMANDS:
             if len(words) > 1:
                 raise UsageError(f"%executor {words[0]} takes no options")
@@ -166,6 +171,7 @@ class ExecutorMagics(Magics):
         _validate(mode, options)
         body, last, names = self._compile(cell)
         run = Run(session.ensure(mode, **options))
+        run.cell = cell
         from .widgets.live import show_run  # widgets degrade to HTML/text without ipywidgets
 
         view = show_run(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from . import history
 from ._counted_get import CountedGet
 from ._runfuture import pool_lane, report_outcome, upstream_reason
 from ._taskcall import (
@@ -73,6 +74,14 @@ class Run:
         self._active = False
         self._here = f"pid {os.getpid()}"
         self.tracker.info["mode"] = getattr(executor, "mode", "custom")
+        self.cell: str | None = None  # the source of the cell that made it, if any
+        # What retry() needs (nbexec.history): the submitted calls while the run goes on, then
+        # only those of failed and cancelled tasks.
+        self._specs: list[tuple] = []
+        self._retry_specs: dict[int, tuple] | None = None
+        self._retry_source: dict[int, tuple] | None = None  # a retry run: what it re-submits
+        self._retry_tracker: Tracker | None = None
+        self._retried: dict[int, TaskFuture] = {}
 
     # --- context -------------------------------------------------------------------------------
 
@@ -102,6 +111,7 @@ class Run:
             stack.close()
             raise
         install_output_tee()  # what tasks print in this process is kept per task
+        history.register(self)
         runs = getattr(_stack, "runs", None)
         if runs is None:
             runs = _stack.runs = []
@@ -123,7 +133,10 @@ class Run:
             runs = getattr(_stack, "runs", [])
             if self in runs:
                 runs.remove(self)
-            self._stack.close()
+            try:
+                history.settle(self)
+            finally:
+                self._stack.close()
         if failure is not None:
             raise failure from failure.__cause__
 
@@ -184,6 +197,7 @@ class Run:
         self._require_active()
         tracker = self.tracker
         ids = [tracker.add(name, "") for _ in items]
+        self._specs.append((ids, fn, name, items, (tags, retries, delay, timeout)))
         if timeout:
             fn = _Timed(fn, timeout)
         call = MappedTaskCall(fn, self._emit, retries, delay)
@@ -211,6 +225,7 @@ class Run:
         self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None, timeout=None
     ) -> TaskFuture:
         self._require_active()
+        spec = (fn, name, args, kwargs, (tags, retries, retry_delay, timeout))
         deps = None
         if _may_hold_futures(args, kwargs):
             found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
@@ -226,10 +241,15 @@ class Run:
         if timeout:  # the task wrapper enforces it, wherever the task runs
             fn = _Timed(fn, timeout)
         if self._inline:
-            return self._run_inline(fn, name, args, kwargs, deps, retries, retry_delay)
+            future = self._run_inline(fn, name, args, kwargs, deps, retries, retry_delay)
+            self._specs.append((future._id, *spec))
+            return future
         if self._lane is not None:
-            return self._submit_to_pool(fn, name, args, kwargs, deps, retries, retry_delay)
+            future = self._submit_to_pool(fn, name, args, kwargs, deps, retries, retry_delay)
+            self._specs.append((future._id, *spec))
+            return future
         task_id = tracker.add(name, "")
+        self._specs.append((task_id, *spec))
         call = TaskCall(fn, task_id, self._emit, retries, retry_delay)
         context = {"task_name": name, "task_index": index, "task_tags": tuple(tags)}
         try:
@@ -262,10 +282,12 @@ class Run:
     def _map_to_pool(self, fn, name, items, retries, delay, timeout=None) -> list[TaskFuture]:
         """``map`` on a LocalDaskExecutor: the tasks are registered at once, then submitted."""
         self._require_active()
+        spec = (fn, name, items, ((), retries, delay, timeout))
         if timeout:
             fn = _Timed(fn, timeout)
         tracker, lane, submit_to = self.tracker, self._lane, self.executor.submit_to
         ids = tracker.add_many(name, len(items))
+        self._specs.append((ids, *spec))
         futures = []
         try:
             for task_id, args in zip(ids, items):
@@ -378,6 +400,17 @@ class Run:
             self.tracker.finish(f._id, "cancelled", "cancelled")
         self.executor.interrupt([f._efut for f in open_futures])
         return len(open_futures)
+
+    def retry(self, executor: Executor | None = None) -> Run:
+        """Run this run's failed and cancelled tasks again (and what depended on them), in a new
+        run on ``executor`` (default: this run's); tasks that succeeded do not run again, their
+        results are passed on. Returns the new run once it ended; raises ``TaskFailed`` as a run
+        does if a task failed again (the new run is then ``nbexec.runs()[-1]``)."""
+        __tracebackhide__ = True
+        new = history.plan_retry(self, executor)
+        with new:
+            history.resubmit(new)
+        return new
 
     def failure(self) -> TaskFailed | None:
         """TaskFailed for the first failed task in submission order (its cause set), or None."""

@@ -1,0 +1,271 @@
+"""The kernel's runs (``nbexec.runs()``) and re-running what failed (``Run.retry``).
+
+Every run is registered when it starts. While it goes on the registry holds it; once it ended
+the registry keeps only a weak reference to it and a light copy (``settle``): the run's status
+model (``tracker``, which holds no results) and, for the tasks that failed or were cancelled,
+their futures without upstream links and what ``retry`` needs to submit them again (function,
+arguments, options). Results of tasks that succeeded are held there only where a failed task
+needs them as an argument; everything else lives exactly as long as the user's names hold it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from .executors.base import map_structure
+from .futures import TaskFuture, _Done, _is_task_future
+
+if TYPE_CHECKING:
+    from .executors.base import Executor
+    from .run import Run
+
+__all__ = ["runs", "register", "settle", "plan_retry", "rebind_retried", "MAX_RUNS"]
+
+#: Runs the registry remembers (the oldest are forgotten first).
+MAX_RUNS = 100
+_RETRYABLE = ("failed", "cancelled")
+
+
+class _Entry:
+    __slots__ = ("strong", "ref", "light")
+
+    def __init__(self, run: Run) -> None:
+        self.strong: Run | None = run
+        self.ref: weakref.ref | None = None
+        self.light: Run | None = None
+
+    def get(self) -> Run | None:
+        if self.strong is not None:
+            return self.strong
+        run = self.ref() if self.ref is not None else None
+        return run if run is not None else self.light
+
+
+_entries: list[_Entry] = []
+_by_run: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+_to_clear: list[BaseException] = []
+
+
+def register(run: Run) -> None:
+    """Remember ``run`` (held until ``settle``)."""
+    if _to_clear:
+        _clear_pending()
+    with _lock:
+        if run in _by_run:
+            return
+        entry = _Entry(run)
+        _entries.append(entry)
+        _by_run[run] = entry
+        del _entries[:-MAX_RUNS]
+
+
+def settle(run: Run) -> None:
+    """``run`` ended: keep a weak reference and a light copy instead of the run itself."""
+    with _lock:
+        entry = _by_run.get(run)
+    if entry is None or entry.strong is None:
+        return
+    specs = _retry_specs(run)
+    run._retry_specs = specs
+    entry.light = _light_copy(run, specs)
+    entry.ref = weakref.ref(run)
+    entry.strong = None
+
+
+def runs() -> list[Run]:
+    """The kernel's runs, oldest first (finished ones as light copies once nothing holds them)."""
+    if _to_clear:
+        _clear_pending()
+    with _lock:
+        entries = list(_entries)
+    return [run for run in (e.get() for e in entries) if run is not None]
+
+
+# --- what a retry needs ----------------------------------------------------------------------
+
+
+class _Upstream:
+    """In a kept task's arguments: the failed or cancelled task ``task_id`` of the same run."""
+
+    __slots__ = ("task_id",)
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+
+    def __repr__(self) -> str:
+        return f"<upstream task {self.task_id}>"
+
+
+def _is_upstream(x: Any) -> bool:
+    return type(x) is _Upstream
+
+
+def _retry_specs(run: Run) -> dict[int, tuple]:
+    """``{task_id: (fn, name, args, kwargs, options)}`` of the run's failed and cancelled tasks,
+    with TaskFutures in the arguments replaced by their values (succeeded) or ``_Upstream``."""
+    tracker = run.tracker
+    states = tracker._state  # the columns: no object per task is made here
+    if not any(s in _RETRYABLE for s in set(states)):
+        run._specs.clear()
+        return {}
+    bad = {i for i, s in enumerate(states) if s in _RETRYABLE}
+    specs: dict[int, tuple] = {}
+    for item in run._specs:
+        ids = item[0]
+        if isinstance(ids, int):
+            if ids in bad:
+                specs[ids] = item[1:]
+        else:  # a map: one entry for all its tasks
+            _ids, fn, name, items, options = item
+            for task_id, args in zip(ids, items):
+                if task_id in bad:
+                    specs[task_id] = (fn, name, args, {}, options)
+    run._specs.clear()
+
+    def detach(f: TaskFuture) -> Any:
+        if f._id in bad and f._run is run:
+            return _Upstream(f._id)
+        efut = f._efut
+        if hasattr(efut, "client"):  # a distributed future: the value stays on the workers
+            return efut
+        return efut.result()
+
+    for task_id, (fn, name, args, kwargs, options) in list(specs.items()):
+        args, kwargs = map_structure(detach, (args, kwargs), _is_task_future)
+        specs[task_id] = (fn, name, args, kwargs, options)
+    return specs
+
+
+def _light_copy(run: Run, specs: dict[int, tuple]) -> Run:
+    """A Run sharing ``run``'s status model, holding only its failed and cancelled futures."""
+    from .run import Run
+
+    light = Run.__new__(Run)
+    light.__dict__.update(run.__dict__)
+    light.futures = []
+    light._specs = []
+    light._retry_specs = specs
+    light._emit = None
+    light._stack = contextlib.ExitStack()
+    light._retried = {}
+    light._retry_tracker = None
+    futures = []
+    for f in run.futures:
+        if f._id in specs:
+            try:
+                error = f._efut.exception(timeout=0) if f.state == "failed" else None
+            except BaseException as exc:  # noqa: BLE001 - cancelled, or gone with its executor
+                error = exc if f.state == "failed" else None
+            if error is not None and not _drop_internal_locals(error):
+                _to_clear.append(error)  # frames still running (e.g. the run's __exit__): later
+            futures.append(TaskFuture(light, f._id, _Done(None, error), None))
+    light.futures = futures
+    return light
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _drop_internal_locals(error: BaseException) -> bool:
+    """Clear the locals of nbexec's finished frames that ``error``'s traceback keeps alive (they
+    hold the run, hence every result); the user's frames are kept for debugging. False if some
+    of them are still executing."""
+    tb = error.__traceback__
+    seen: set[int] = set()
+    done = True
+    while tb is not None:
+        frame: Any = tb.tb_frame
+        while frame is not None and id(frame) not in seen:
+            seen.add(id(frame))
+            name = frame.f_code.co_filename
+            if name.startswith(_PACKAGE_DIR) or name.endswith("_nbexec_remote.py"):
+                try:
+                    frame.clear()
+                except RuntimeError:  # still executing
+                    done = False
+            frame = frame.f_back
+        tb = tb.tb_next
+    return done
+
+
+def _clear_pending() -> None:
+    """Retry ``_drop_internal_locals`` for errors whose frames were still executing."""
+    pending = list(_to_clear)
+    _to_clear.clear()
+    _to_clear.extend(e for e in pending if not _drop_internal_locals(e))
+
+
+def plan_retry(run: Run, executor: Executor | None = None) -> Run:
+    """A new (not yet entered) run that ``resubmit`` fills with ``run``'s failed and cancelled
+    tasks; on ``executor``, else on the one ``run`` used."""
+    from .run import Run
+
+    if run._active:
+        raise RuntimeError("this run is still going; wait for it (or cancel it) before retry()")
+    if run._retry_specs is None:
+        settle(run)
+        if run._retry_specs is None:
+            run._retry_specs = _retry_specs(run)
+    new = Run(executor if executor is not None else run.executor)
+    new.cell = run.cell
+    new._retry_source = run._retry_specs  # no reference to ``run``: it may go
+    new._retry_tracker = run.tracker
+    return new
+
+
+def resubmit(new: Run) -> dict[int, TaskFuture]:
+    """Inside ``new`` (active): submit the failed and cancelled tasks of the run it retries again,
+    in submission order; dependents get the new futures. Returns ``{old task id: new future}``."""
+    mapping: dict[int, TaskFuture] = {}
+    specs = new._retry_source or {}
+    for task_id in sorted(specs):
+        fn, name, args, kwargs, (tags, retries, delay, timeout) = specs[task_id]
+        args, kwargs = map_structure(lambda u: mapping[u.task_id], (args, kwargs), _is_upstream)
+        mapping[task_id] = new._submit(
+            fn, name, args, kwargs, tags, retries, delay, timeout=timeout
+        )
+    new._retried = mapping
+    return mapping
+
+
+def rebind_retried(new: Run, obj: Any) -> Any:
+    """``obj`` with the old run's retried TaskFutures replaced by the new ones' results (or the
+    new futures, where they failed again); other values kept."""
+    mapping, tracker = new._retried, new._retry_tracker
+
+    def swap(f: TaskFuture) -> Any:
+        if f._run.tracker is tracker and f._id in mapping:
+            return mapping[f._id]
+        return f
+
+    swapped = map_structure(swap, obj, _is_task_future)
+    return new.resolve(swapped)
+
+
+def describe(run: Run) -> dict[str, Any]:
+    """One line of ``%executor runs``: mode, cell, state, counts, elapsed."""
+    snap = run.snapshot()
+    totals = {s: n for s, n in snap.totals.items() if n}
+    if not snap.finished or run._active:
+        state = "running"
+    elif totals.get("failed"):
+        state = "failed"
+    elif totals.get("cancelled"):
+        state = "cancelled"
+    else:
+        state = "finished"
+    cell = (run.cell or "").strip().splitlines()
+    return {
+        "mode": snap.info.get("mode", "?"),
+        "cell": cell[0] if cell else "",
+        "state": state,
+        "counts": totals,
+        "elapsed": snap.elapsed,
+        "started": run.tracker._t0 or time.time(),
+    }
