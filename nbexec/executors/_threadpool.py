@@ -217,6 +217,7 @@ class InterruptiblePool(Executor):
 
     def _worker(self, slot: int) -> None:
         ident = threading.get_ident()
+        self._retired.discard(ident)  # idents are reused: a retired thread may have had this one
         # One lock per worker, shared only with interrupt(): a lock shared by all workers let a
         # thread lose the GIL while holding it, and the others then queued on it for every task.
         lock = self._worker_locks[ident] = threading.Lock()
