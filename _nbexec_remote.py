@@ -32,7 +32,7 @@ __all__ = [
     "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys", "OutputBuffer",
     "install_output_tee", "TaskTimeout", "call_with_timeout",
-    "call_with_timeout_of",
+    "call_with_timeout_of", "TaskExit", "contain",
 ]  # fmt: skip
 
 # --- the task wrapper (every executor) ------------------------------------------------------------
@@ -43,12 +43,67 @@ def in_task_body() -> bool:
     return getattr(threading.current_thread(), "_nbexec_depth", 0) > 0
 
 
+class TaskExit(Exception):
+    """The task's own code raised a BaseException that is not an Exception (``SystemExit``,
+    ``KeyboardInterrupt``, ``GeneratorExit``...): the task fails with it as ``__cause__`` (also
+    ``.exc``), and the worker running it goes on (Dask kills a worker on SystemExit)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(exc)
+        self.exc = exc
+        self.__cause__ = exc
+
+    def __str__(self) -> str:
+        text = str(self.exc)
+        return f"the task raised {type(self.exc).__name__}" + (f": {text}" if text else "")
+
+
+def _raised_by_code(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a ``raise`` statement (not from a signal between two lines)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    try:
+        import dis
+
+        return dis.opname[tb.tb_frame.f_code.co_code[tb.tb_lasti]] in ("RAISE_VARARGS", "RERAISE")
+    except (IndexError, AttributeError):  # pragma: no cover - another interpreter
+        return True
+
+
+def contain(exc: BaseException) -> BaseException:
+    """``exc`` as the task's failure: a ``TaskExit`` for a BaseException raised by the task's own
+    code; ``exc`` itself for an Exception or an interrupt (nbexec's own, or a kernel interrupt
+    reaching the main thread), which must stop the work rather than fail one task."""
+    if isinstance(exc, Exception):
+        return exc
+    if getattr(type(exc), "_nbexec_interrupt", False) or type(exc).__name__ in (
+        "TaskInterrupted",
+        "TaskTimeout",
+    ):
+        return exc
+    if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+        if not _raised_by_code(exc):
+            return exc  # SIGINT
+    return TaskExit(exc)
+
+
 def call_in_task_body(fn: Callable, args: tuple, kwargs: dict) -> Any:
-    """``fn(*args, **kwargs)`` with this thread counted as inside a task body (see ``in_task_body``)."""
+    """``fn(*args, **kwargs)`` with this thread counted as inside a task body (see ``in_task_body``).
+
+    A BaseException the task raises itself comes out as ``TaskExit`` (see ``contain``).
+    """
     thread = threading.current_thread()
     thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1  # type: ignore[attr-defined]
     try:
         return fn(*args, **kwargs)
+    except BaseException as exc:
+        failure = contain(exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     finally:
         thread._nbexec_depth -= 1  # type: ignore[attr-defined]
 
@@ -128,6 +183,11 @@ class TaskCall:
                                                         "error": f"{type(exc).__name__}: {exc}"[:300]})  # fmt: skip
                     if self.retry_delay:
                         time.sleep(self.retry_delay)
+                except BaseException as exc:  # not an Exception: never retried
+                    failure = contain(exc)
+                    if failure is exc:
+                        raise
+                    raise failure from exc
         finally:
             setattr(thread, _SINK_ATTR, outer)
             thread._nbexec_depth -= 1

@@ -31,6 +31,7 @@ from _nbexec_remote import (
     TaskCall,
     call_in_task_body,
     call_with_timeout_of,
+    contain,
     in_task_body,
     install_output_tee,
     keep_tail,
@@ -38,4 +39,4 @@ from _nbexec_remote import (
 )
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
-           "OutputBuffer", "install_output_tee", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT"]  # fmt: skip
+           "OutputBuffer", "install_output_tee", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain"]  # fmt: skip

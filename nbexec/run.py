@@ -318,6 +318,9 @@ class Run:
             efut = _Done(call_in_task_body(fn, args, kwargs), None)
         except Exception as exc:
             efut = _Done(None, exc)
+        except BaseException:  # an interrupt: the task is over, not "running"
+            tracker.finish(task_id, "cancelled", "interrupted")
+            raise
         finally:
             thread._nbexec_sink = outer  # type: ignore[attr-defined]
         future = TaskFuture(self, task_id, efut, deps)

@@ -175,7 +175,7 @@ def main(argv: list[str]) -> None:
     threading.main_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
     import cloudpickle
 
-    from _nbexec_remote import OutputBuffer, install_output_tee
+    from _nbexec_remote import OutputBuffer, contain, install_output_tee
 
     dumps = cloudpickle.dumps
     # What each task prints still reaches the parent's streams, and travels with its result.
@@ -228,6 +228,11 @@ def main(argv: list[str]) -> None:
                 current.task = None
                 t1 = now()
                 text = traceback.format_exc()
+                failure = contain(
+                    exc
+                )  # SystemExit, GeneratorExit...: fail the task, keep the child
+                if failure is not exc:
+                    exc = failure
                 _keep_traceback(exc)
                 printed = out.take()
                 try:

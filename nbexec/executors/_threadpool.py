@@ -18,6 +18,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
 from queue import SimpleQueue
 from typing import Any
 
+from .._taskcall import contain
 from ._slimfuture import SlimFuture
 
 __all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]
@@ -26,6 +27,8 @@ __all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]
 class TaskInterrupted(KeyboardInterrupt):
     """Raised inside a pool thread whose task was interrupted (a KeyboardInterrupt, so
     ``except Exception`` in task code does not swallow it)."""
+
+    _nbexec_interrupt = True
 
 
 def force_cancel(future: Any) -> bool:
@@ -261,7 +264,11 @@ class InterruptiblePool(Executor):
                 force_cancel(future)
             except BaseException as exc:
                 _leave(running, ident, lock)
-                _finish(future, exc=exc)
+                failure = contain(exc)  # the task's own SystemExit etc. fails only the task
+                if failure is not exc:
+                    failure.__traceback__ = exc.__traceback__
+                _finish(future, exc=failure)
+                del failure
                 del exc
             else:
                 _leave(running, ident, lock)
