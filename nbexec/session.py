@@ -100,8 +100,21 @@ def _matches(active: _Active, mode: str, options: dict[str, Any]) -> bool:
     return all(active.options.get(name) == value for name, value in options.items())
 
 
+def _refuse_inside_run(what: str) -> None:
+    """RuntimeError if this thread is inside an open run on the session executor."""
+    from .run import current_run
+
+    run = current_run()
+    if run is not None and _active is not None and run.executor is _active.executor:
+        raise RuntimeError(
+            f"cannot {what} the session executor inside an open run (a `with nbexec.run():` "
+            "block or an %%executor cell): its tasks use it; do it after the run ends"
+        )
+
+
 def _install(executor: Executor, mode: str | None, options: dict[str, Any]) -> Executor:
     global _active
+    _refuse_inside_run("change")
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(executor.start())
@@ -175,6 +188,7 @@ def stop() -> None:
     """Stop the session executor (no-op if there is none)."""
     global _active
     with _lock:
+        _refuse_inside_run("stop")
         previous, _active = _active, None
         if previous is not None:
             previous.stack.close()
