@@ -189,6 +189,9 @@ def build_parser(prog: str = "executor", display_options: bool = False) -> argpa
     return parser
 
 
+_PARSERS: dict[bool, argparse.ArgumentParser] = {}
+
+
 def parse_line(line: str, *, display_options: bool = False) -> tuple[str | None, dict[str, Any]]:
     """Parse ``MODE [OPTIONS]`` into ``(mode, options)``; options left out are not in the dict.
 
@@ -198,7 +201,9 @@ def parse_line(line: str, *, display_options: bool = False) -> tuple[str | None,
         words = shlex.split(line)
     except ValueError as exc:
         raise LineError(f"cannot split the line {line!r}: {exc}") from None
-    parser = build_parser(display_options=display_options)
+    parser = _PARSERS.get(display_options)
+    if parser is None:  # built once: a cell magic parses its line every time it runs
+        parser = _PARSERS[display_options] = build_parser(display_options=display_options)
     namespace = parser.parse_args(words)
     mode = namespace.mode
     if mode is not None and mode not in MODES:

@@ -155,11 +155,15 @@ class DaskExecutor(Executor):
         self._workers: set[str] | None = None
         self._watching = False
         self._done: DoneWatch | None = None
+        self._info: dict | None = None  # scheduler_info, kept while worker events say it holds
+        self._info_version = 0
+        self._link: tuple | None = None  # ((link template, _info_version), dashboard link)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         for name in ("client", "_cluster", "_token", "_futures", "_channels", "_watchers",
-                     "_workers", "_watching", "_done"):  # fmt: skip
+                     "_workers", "_watching", "_done", "_info", "_info_version",
+                     "_link"):  # fmt: skip
             state.pop(name, None)
         return state
 
@@ -421,6 +425,9 @@ class DaskExecutor(Executor):
     async def _on_scheduler_event(self, event: tuple) -> None:
         msg = event[1]
         action = msg.get("action") if isinstance(msg, dict) else None
+        if action in ("add-worker", "remove-worker"):
+            self._info = None
+            self._info_version += 1
         try:
             if action == "add-worker":
                 self._notify_watchers("add", msg["worker"])
@@ -441,7 +448,7 @@ class DaskExecutor(Executor):
         if not self._watching:
             return lambda: None
         if self._workers is None:
-            self._workers = set(client.scheduler_info(n_workers=-1).get("workers", {}))
+            self._workers = set(self._scheduler_info(client).get("workers", {}))
         self._watchers.append(callback)
         callback("now", None, len(self._workers))
 
@@ -470,20 +477,41 @@ class DaskExecutor(Executor):
         client = self.client
         if client is None:
             return ExecutorInfo(mode="dask", address=self.address)
-        info = client.scheduler_info(n_workers=-1)
+        info = self._scheduler_info(client)
         workers = info.get("workers", {})
-        try:
-            link = client.dashboard_link
-        except Exception:  # noqa: BLE001 - e.g. the link template names a missing env var
-            link = None
         return ExecutorInfo(
             mode="dask",
             workers=len(workers),
             threads=sum(w.get("nthreads", 0) for w in workers.values()),
             memory=sum(w.get("memory_limit") or 0 for w in workers.values()),
-            dashboard_link=link,
+            dashboard_link=self._dashboard_link(client),
             address=info.get("address") or client.scheduler.address,
         )
+
+    def _scheduler_info(self, client: distributed.Client) -> dict:
+        """``client.scheduler_info`` of every worker; while worker events are watched, fetched
+        again only after a worker came or went (a cell describes its executor: no round trip)."""
+        info = self._info
+        if info is None:
+            version = self._info_version
+            info = client.scheduler_info(n_workers=-1)
+            if self._watching and version == self._info_version:
+                self._info = info
+        return info
+
+    def _dashboard_link(self, client: distributed.Client) -> str | None:
+        """``client.dashboard_link`` (a scheduler round trip), kept like ``_scheduler_info``."""
+        key = (dask.config.get("distributed.dashboard.link", None), self._info_version)
+        cached = self._link
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            link = client.dashboard_link
+        except Exception:  # noqa: BLE001 - e.g. the link template names a missing env var
+            link = None
+        if self._watching and key[1] == self._info_version:
+            self._link = (key, link)
+        return link
 
     @property
     def performance_report(self) -> str:
