@@ -65,7 +65,11 @@ def _parse(line: str) -> tuple[str | None, dict[str, Any], dict[str, bool]]:
         if "unrecognized arguments" in message:
             message += f"; options: {_flag_list()}"
         raise UsageError(f"%executor: {message}") from None
-    display = {name: options.pop(name) for name in ("no_table", "dashboard") if name in options}
+    display = {
+        name: options.pop(name)
+        for name in ("no_table", "dashboard", "background")
+        if name in options
+    }
     return mode, options, display
 
 
@@ -169,6 +173,8 @@ class ExecutorMagics(Magics):
         __tracebackhide__ = True
         mode, options, display = _parse(line)
         _validate(mode, options)
+        if display.get("background"):
+            return self._background_cell(mode, options, display, cell)
         body, last, names = self._compile(cell)
         run = Run(session.ensure(mode, **options))
         run.cell = cell
@@ -200,6 +206,15 @@ class ExecutorMagics(Magics):
         if id(value) in rebound:
             return rebound[id(value)][1]
         return run.resolve(value) if _has_futures(value) else value
+
+    def _background_cell(self, mode: str | None, options: dict, display: dict, cell: str) -> Any:
+        """``%%executor MODE --background``: run the cell's code now, return without waiting."""
+        __tracebackhide__ = True
+        from . import background
+
+        body, last, names = self._compile(cell)
+        return background.run_cell(self.shell, session.ensure(mode, **options), cell, body,
+                                   last, names, table=not display.get("no_table"))  # fmt: skip
 
     def _compile(self, cell: str) -> tuple[Any, Any, set[str]]:
         """The cell as IPython would run it: transformed, cached for tracebacks, AST-transformed."""

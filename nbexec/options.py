@@ -172,6 +172,12 @@ DISPLAY_OPTIONS: tuple[Option, ...] = (
         "show the Dask dashboard's plots under the cell",
         action="store_true",
     ),
+    Option(
+        ("--background",),
+        "background",
+        "return at once while the tasks run on",
+        action="store_true",
+    ),
 )
 
 
@@ -211,7 +217,7 @@ def parse_line(line: str, *, display_options: bool = False) -> tuple[str | None,
     options = {k: v for k, v in vars(namespace).items() if k != "mode" and v is not None}
     if "adapt" in options:
         options["adapt"] = tuple(options["adapt"])
-    for flag in ("no_table", "dashboard"):
+    for flag in ("no_table", "dashboard", "background"):
         if options.get(flag) is False:
             del options[flag]
     return mode, options

@@ -75,6 +75,7 @@ class Run:
         self._here = f"pid {os.getpid()}"
         self.tracker.info["mode"] = getattr(executor, "mode", "custom")
         self.cell: str | None = None  # the source of the cell that made it, if any
+        self._dask_config: Any = None  # routes dask collections' compute() while active
         # What retry() needs (nbexec.history): the submitted calls while the run goes on, then
         # only those of failed and cancelled tasks.
         self._specs: list[tuple] = []
@@ -106,7 +107,9 @@ class Run:
             if self._track_dask and "dask" in sys.modules:
                 import dask
 
-                stack.enter_context(dask.config.set(scheduler=CountedGet(self)))
+                self._dask_config = dask.config.set(scheduler=CountedGet(self))
+                self._dask_config.__enter__()
+                stack.callback(self._leave_dask)
         except BaseException:
             stack.close()
             raise
@@ -139,6 +142,32 @@ class Run:
                 self._stack.close()
         if failure is not None:
             raise failure from failure.__cause__
+
+    def _leave_dask(self) -> None:
+        config, self._dask_config = self._dask_config, None
+        if config is not None:
+            config.__exit__(None, None, None)
+
+    def detach(self) -> None:
+        """Let the run go on without this thread: calls here no longer submit to it, and dask
+        collections no longer compute through it. ``end_detached()`` ends it later."""
+        runs = getattr(_stack, "runs", [])
+        if self in runs:
+            runs.remove(self)
+        self._leave_dask()
+
+    def end_detached(self) -> TaskFailed | None:
+        """Wait for every task of a detached run, then end it as leaving its block does (from
+        any thread); returns the first failure instead of raising it."""
+        try:
+            self.wait()
+            return self.failure()
+        finally:
+            self._active = False
+            try:
+                history.settle(self)
+            finally:
+                self._stack.close()
 
     def _on_workers(self, op: str, worker: str | None, n_workers: int) -> None:
         """Worker events of a cluster executor: count losses, say why nothing runs with none."""

@@ -15,7 +15,7 @@ from .futures import TaskFailed, TaskFuture
 
 __all__ = ["COMMANDS", "run_command", "runs_text"]
 
-COMMANDS = ("runs", "show", "retry")
+COMMANDS = ("runs", "show", "retry", "wait")
 
 
 def _seconds(value: float) -> str:
@@ -67,6 +67,13 @@ def run_command(shell: Any, words: list[str]) -> Any:
     from IPython.core.error import UsageError
 
     command = words[0]
+    if command == "wait":
+        if len(words) > 1:
+            raise UsageError("%executor wait takes no options")
+        from . import background
+
+        background.wait_all(shell)
+        return None
     if command == "runs":
         if len(words) > 1:
             raise UsageError("%executor runs takes no options")
@@ -82,9 +89,12 @@ def _show(run: Any) -> None:
     from IPython.display import display
 
     if run._active or not run.tracker.snapshot().finished:
+        from . import background
         from .widgets.live import show_run
 
-        show_run(run)  # follows the run while it goes on; the cell's own view finishes it
+        view = show_run(run)
+        if not background.follow(run, view):  # a run this thread waits for: its cell ends it
+            view.finish()
         return
     display(run.table)
 
