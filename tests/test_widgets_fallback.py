@@ -81,7 +81,7 @@ def test_without_ipywidgets():
     assert out["magic"] == "%executor threads --workers 2"
     assert out["applied"] and out["bad"] and out["stopped"] and out["table"]
     assert out["panel"]["text/plain"] == "nbexec executor panel"
-    assert "%executor dask --workers 2 --memory-limit lots" in out["panel"]["text/html"]
+    assert "<code>%executor dask --workers 2</code>" in out["panel"]["text/html"]  # "lots" refused
     assert "<svg" in out["board"]["text/html"]
     assert out["ipywidgets"]
 

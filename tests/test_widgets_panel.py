@@ -22,7 +22,12 @@ pytestmark = pytest.mark.usefixtures("clean_session")
 
 
 def _shown(panel: ExecutorPanel) -> set[str]:
-    return {name for name, field in panel.fields.items() if field.layout.display != "none"}
+    """The fields a user sees: their row is displayed, and so is the class form holding them."""
+    shown = {name for name, field in panel._own.items() if field.layout.display != "none"}
+    if panel.cluster_form_box.layout.display != "none" and panel.cluster_form_box.children:
+        shown |= set(panel._form.fields)
+    assert shown == set(panel.visible_fields())
+    return shown
 
 
 def _roundtrip(panel: ExecutorPanel) -> tuple:
@@ -37,14 +42,28 @@ def test_fields_follow_the_mode():
     panel.mode.value = "threads"
     assert _shown(panel) == {"workers"}
     panel.mode.value = "dask"
-    assert _shown(panel) == {"workers", "threads_per_worker", "processes", "memory_limit",
-                             "address", "cluster_class", "cluster_kwargs", "adapt_min",
-                             "adapt_max", "timeout"}  # fmt: skip
+    executor_fields = {"workers", "address", "cluster_class", "cluster_kwargs", "adapt_min",
+                       "adapt_max", "timeout"}  # fmt: skip
+    local_fields = {"threads_per_worker", "processes", "memory_limit", "dashboard_address"}
+    assert executor_fields | local_fields <= _shown(panel)
     panel.address.value = "tcp://10.0.0.5:8786"
     assert _shown(panel) == {"address", "timeout"}
     panel.address.value = ""
     panel.cluster_class.value = "dask_jobqueue.SLURMCluster"
-    assert "threads_per_worker" not in _shown(panel) and "cluster_kwargs" in _shown(panel)
+    shown = _shown(panel)
+    assert "threads_per_worker" not in shown and "cluster_kwargs" in shown
+    assert {"cores", "memory", "queue", "walltime", "account", "job_extra_directives"} <= shown
+
+
+def test_no_fake_zero_defaults():
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    for name in ("workers", "threads_per_worker", "timeout", "adapt_max"):
+        assert panel.fields[name].value == "", name
+    assert panel.threads_per_worker.placeholder == "default: cores ÷ workers"
+    assert panel.timeout.placeholder == "default: 10"
+    assert panel.workers.placeholder == "default: one per core"
+    assert panel.magic == "%executor dask"
 
 
 @pytest.mark.parametrize(
@@ -98,12 +117,12 @@ def test_cluster_kwargs_validated_live():
     panel = ExecutorPanel()
     panel.mode.value = "dask"
     panel.cluster_kwargs.value = '{"cores": 4'
-    assert "not valid JSON" in panel.kwargs_error.value
+    assert "not valid JSON" in panel.error_text("cluster_kwargs")
     assert "cluster-kwargs" not in panel.magic
     panel.cluster_kwargs.value = "[1, 2]"
-    assert "JSON object" in panel.kwargs_error.value
+    assert "JSON object" in panel.error_text("cluster_kwargs")
     panel.cluster_kwargs.value = '{"cores": 4}'
-    assert panel.kwargs_error.value == ""
+    assert panel.error_text("cluster_kwargs") == ""
     assert "--cluster-kwargs" in panel.magic
 
 
@@ -129,7 +148,7 @@ def test_panel_starts_from_the_session():
     nbexec.use("threads", workers=3)
     panel = ExecutorPanel()
     assert panel.mode.value == "threads"
-    assert panel.workers.value == 3
+    assert panel.workers.value == "3"
     assert panel.magic == "%executor threads --workers 3"
 
 

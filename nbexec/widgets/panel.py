@@ -8,11 +8,8 @@ Without ipywidgets the same object works from code and displays as text/HTML.
 
 from __future__ import annotations
 
-import functools
 import html
 import json
-import types
-from pathlib import Path
 from typing import Any
 
 from .. import session
@@ -21,7 +18,10 @@ from ..executors.base import Executor
 from ..modes import validate
 from ..options import MODES, format_line
 from ..render import render_html
-from . import live
+from . import cluster_spec, live
+from .cluster_controls import ClusterControls, cluster_lines, preview_text, running_cluster
+from .cluster_form import ClusterForm, ErrorLabels, number_text
+from .panel_parts import Stub, StubModule, copy_button_class
 
 __all__ = ["ExecutorPanel", "PANEL_TEXT"]
 
@@ -29,74 +29,18 @@ PANEL_TEXT = "nbexec executor panel"
 _MODE_LABELS = {"local": "local (in the kernel)", "sync": "sync (Dask, one thread)",
                 "threads": "threads (thread pool)", "processes": "processes (process pool)",
                 "dask": "dask (Dask cluster)"}  # fmt: skip
-_LOCAL_CLUSTER_NAMES = ("", "distributed.LocalCluster", "dask.distributed.LocalCluster",
-                        "distributed.deploy.local.LocalCluster")  # fmt: skip
-# name, widget class, default, label, placeholder
+# name, label, placeholder: the executor's own fields (the cluster class's come from its form)
 _FIELDS = (
-    ("workers", "IntText", 0, "workers", "0 = default"),
-    ("threads_per_worker", "IntText", 0, "threads/worker", "0 = default"),
-    ("processes", "Checkbox", True, "worker processes", ""),
-    ("memory_limit", "Text", "", "memory limit", "default, or e.g. 2GiB"),
-    ("address", "Text", "", "scheduler", "empty: a new cluster; or tcp://host:8786"),
-    ("cluster_class", "Text", "", "cluster class", "distributed.LocalCluster, dask_jobqueue.SLURMCluster, ..."),
-    ("cluster_kwargs", "Textarea", "", "cluster kwargs", 'JSON, e.g. {"cores": 4, "memory": "8GiB"}'),
-    ("adapt_min", "IntText", 0, "adapt min", ""),
-    ("adapt_max", "IntText", 0, "adapt max", "0 = not adaptive"),
-    ("timeout", "FloatText", 0.0, "timeout (s)", "0 = default (10 s)"),
+    ("workers", "workers", "default: one per core"),
+    ("address", "scheduler", "empty: a new cluster; or tcp://host:8786"),
+    ("cluster_class", "cluster class", "a distributed.deploy.Cluster subclass, by dotted name"),
+    ("cluster_kwargs", "more kwargs", 'JSON, e.g. {"worker_class": ...}: keywords not in the form'),
+    ("adapt_min", "adapt min", "minimum workers"),
+    ("adapt_max", "adapt max", "empty: not adaptive"),
+    ("timeout", "timeout (s)", "default: 10"),
 )  # fmt: skip
 _WIDE = ("cluster_kwargs", "cluster_class", "address")
-
-
-class _Stub:
-    """Stands in for an ipywidgets widget when ipywidgets is missing: it only holds values."""
-
-    def __init__(self, children: Any = (), **kwargs: Any):
-        self.children = tuple(children)
-        self.value = kwargs.pop("value", None)
-        self.disabled = False
-        self.layout = types.SimpleNamespace(display=None)
-        self.__dict__.update(kwargs)
-        self._clicks: list = []
-
-    def observe(self, handler: Any, names: Any = None) -> None:
-        pass
-
-    def on_click(self, handler: Any) -> None:
-        self._clicks.append(handler)
-
-    def click(self) -> None:
-        for handler in list(self._clicks):
-            handler(self)
-
-    def add_class(self, name: str) -> None:
-        pass
-
-
-class _StubModule:
-    def __getattr__(self, name: str) -> Any:
-        if name == "Layout":
-            return lambda **kw: types.SimpleNamespace(**{"display": None, **kw})
-        return _Stub
-
-
-@functools.cache
-def _copy_button_class() -> type | None:
-    try:
-        import anywidget
-        import traitlets
-    except ImportError:
-        return None
-
-    class CopyButton(anywidget.AnyWidget):
-        """A button that copies ``text`` to the clipboard (navigator.clipboard.writeText)."""
-
-        _esm = Path(__file__).with_name("copy.js")
-        text = traitlets.Unicode("", help="the text the button copies").tag(sync=True)
-
-        def __repr__(self) -> str:
-            return "nbexec copy button"
-
-    return CopyButton
+_RED = "<span style='color:#c62828'>{}</span>"
 
 
 class ExecutorPanel:
@@ -105,7 +49,7 @@ class ExecutorPanel:
     def __init__(self) -> None:
         ipywidgets = _base.ipywidgets_or_none()
         self.widgets_available = ipywidgets is not None
-        w = ipywidgets if ipywidgets is not None else _StubModule()
+        w = ipywidgets if ipywidgets is not None else StubModule()
         self._w = w
         mode, options = session.current_mode()
         style = {"description_width": "9em"}
@@ -113,67 +57,140 @@ class ExecutorPanel:
             options=[(_MODE_LABELS[m], m) for m in MODES], value=mode if mode in MODES else "local",
             description="mode", style=style,
         )  # fmt: skip
-        self.fields: dict[str, Any] = {}
-        for name, cls, default, label, placeholder in _FIELDS:
-            kwargs: dict[str, Any] = {"value": default, "description": label, "style": style}
-            if placeholder:
-                text_field = cls in ("Text", "Textarea")
-                kwargs["placeholder" if text_field else "tooltip"] = placeholder
-            if cls == "Checkbox":
-                kwargs["indent"] = True
-            width = "44em" if name in _WIDE else "22em"
-            field = getattr(w, cls)(layout=w.Layout(width=width), **kwargs)
-            self.fields[name] = field
-            setattr(self, name, field)
+        self._own: dict[str, Any] = {}
+        for name, label, placeholder in _FIELDS:
+            layout = w.Layout(width="44em" if name in _WIDE else "22em")
+            kwargs: dict[str, Any] = {"description": label, "style": style, "layout": layout}
+            if name == "cluster_class":
+                field = w.Combobox(
+                    value=cluster_spec.LOCAL_CLUSTER, options=cluster_spec.installed_cluster_classes(),
+                    placeholder=placeholder, ensure_option=False, continuous_update=False, **kwargs,
+                )  # fmt: skip
+            elif name == "cluster_kwargs":
+                field = w.Textarea(value="", placeholder=placeholder, rows=2, **kwargs)
+            elif name in ("address",):
+                field = w.Text(value="", placeholder=placeholder, **kwargs)
+            else:
+                field = number_text(w, value="", placeholder=placeholder, **kwargs)
+            self._own[name] = field
+        top, bottom = w.VBox([]), w.VBox([])
+        self._labels = (
+            ErrorLabels(w, top, [(n, self._own[n]) for n in ("workers", "address", "cluster_class")]),
+            ErrorLabels(w, bottom, [(n, self._own[n]) for n in ("cluster_kwargs", "adapt_min",
+                                                                 "adapt_max", "timeout")]),
+        )  # fmt: skip
+        self._forms: dict[str, ClusterForm] = {}
+        self._form: ClusterForm | None = None
+        self._form_name: str | None = None  # the class the form was built for (built when shown)
+        self._class_error = ""
+        self.cluster_form_box = w.VBox([])
         self._load(options)
-        self.kwargs_error = w.HTML("")
         self.apply_button = w.Button(description="Apply", button_style="primary", icon="play")
         self.stop_button = w.Button(description="Stop", icon="stop")
+        self.preview_button = w.Button(description="Preview", icon="eye",
+                                       tooltip="what Apply would start, without starting it")  # fmt: skip
         self.apply_button.on_click(lambda _: self.apply())
         self.stop_button.on_click(lambda _: self.stop())
+        self.preview_button.on_click(lambda _: self._preview_clicked())
+        self.preview_area = w.HTML("")
+        self.preview_area.add_class("nbexec-preview")
+        self.controls = ClusterControls(w, self)
         self.message = w.HTML("")
         self.status = w.HTML("")
         self.magic_text = w.Text(
             value="", description="magic", disabled=False, style=style,
             layout=w.Layout(width="44em"),
         )  # fmt: skip
-        copy_cls = _copy_button_class() if self.widgets_available else None
+        copy_cls = copy_button_class() if self.widgets_available else None
         self.copy_button = copy_cls() if copy_cls is not None else None
         self.last_table = w.VBox([])
         self._table: Any = None
         self._last_label = w.HTML("<b>last run</b>")
         magic_row = [self.magic_text] + ([self.copy_button] if self.copy_button else [])
         self.widget = w.VBox(
-            [self.mode, *self.fields.values(), self.kwargs_error,
-             w.HBox([self.apply_button, self.stop_button]), self.message, self.status,
+            [self.mode, top, self.cluster_form_box, bottom, w.HBox([self.apply_button, self.stop_button, self.preview_button]),
+             self.message, self.preview_area, self.status, self.controls.widget,
              w.HBox(magic_row), self.last_table],
         )  # fmt: skip
         self.widget.add_class("nbexec-panel")
-        for widget in (self.mode, *self.fields.values()):
+        for widget in (self.mode, *self._own.values()):
             widget.observe(self._on_change, names="value")
+        self._own["cluster_class"].observe(self._on_class, names="value")
         self.magic_text.observe(self._keep_magic, names="value")
         live.on_last_run(self._on_last_run)
         self._update()
         self.refresh()
 
+    def __getattr__(self, name: str) -> Any:
+        """``panel.workers``, ``panel.cores``, ...: the field of that name (see ``.fields``)."""
+        fields = self.__dict__.get("_own")
+        if fields is not None and not name.startswith("_"):
+            found = self.fields.get(name)
+            if found is not None:
+                return found
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The field widgets by parameter name: the executor's, then the cluster class's."""
+        self._ensure_form()
+        fields = dict(self._own)
+        if self._form is not None:
+            for name, widget in self._form.fields.items():
+                fields.setdefault(name, widget)
+        return fields
+
+    @property
+    def cluster_class(self) -> Any:
+        """The cluster class widget: ``.value`` a dotted name, ``.options`` the installed ones."""
+        return self._own["cluster_class"]
+
+    # --- the cluster class's form --------------------------------------------------------------
+
+    def _ensure_form(self) -> None:
+        """Build the chosen class's form once it is shown (a local-mode panel builds none)."""
+        if self.mode.value == "dask" and self._form_name != self.cluster_class.value:
+            self._set_class(self.cluster_class.value)
+
+    def _set_class(self, name: str) -> None:
+        self._form_name = name
+        name = str(name or "").strip() or cluster_spec.LOCAL_CLUSTER
+        form = self._forms.get(name)
+        error = ""
+        if form is None:
+            try:
+                form = ClusterForm(self._w, cluster_spec.describe(name))
+            except ValueError as exc:
+                error = str(exc)
+            else:
+                self._forms[name] = form
+                for widget in form.fields.values():
+                    widget.observe(self._on_change, names="value")
+        self._form = form
+        self._class_error = error
+        self.cluster_form_box.children = (form.widget,) if form is not None else ()
+
+    def _on_class(self, change: Any = None) -> None:
+        self._update()
+
     # --- form -> options -----------------------------------------------------------------------
 
     def _load(self, options: dict[str, Any]) -> None:
         """Fill the fields from the session's current options."""
-        for name in ("workers", "threads_per_worker"):
-            if isinstance(options.get(name), int):
-                self.fields[name].value = options[name]
-        for name in ("memory_limit", "address", "cluster_class"):
-            if isinstance(options.get(name), (int, str)):
-                self.fields[name].value = str(options[name])
-        if options.get("processes") is False:
-            self.processes.value = False
-        if isinstance(options.get("cluster_kwargs"), dict):
-            self.cluster_kwargs.value = json.dumps(options["cluster_kwargs"], sort_keys=True)
+        own = self._own
+        for name in ("workers", "address", "timeout"):
+            if isinstance(options.get(name), (int, float, str)):
+                own[name].value = str(options[name])
+        if isinstance(options.get("cluster_class"), str):
+            own["cluster_class"].value = options["cluster_class"]
+        self._ensure_form()
         if "adapt" in options:
-            self.adapt_min.value, self.adapt_max.value = options["adapt"]
-        if "timeout" in options:
-            self.timeout.value = float(options["timeout"])
+            own["adapt_min"].value, own["adapt_max"].value = (str(v) for v in options["adapt"])
+        kwargs = dict(options.get("cluster_kwargs") or {})
+        kwargs.update({k: options[k] for k in cluster_spec.LOCAL_FLAGS if k in options})
+        rest = self._form.load(kwargs) if self._form is not None else kwargs
+        if rest:
+            own["cluster_kwargs"].value = json.dumps(rest, sort_keys=True)
 
     def visible_fields(self) -> tuple[str, ...]:
         """The fields the chosen mode takes, given what is filled in (address, cluster class)."""
@@ -184,46 +201,78 @@ class ExecutorPanel:
             return ()
         if str(self.address.value).strip():
             return ("address", "timeout")
-        names = ["workers"]
-        if str(self.cluster_class.value).strip() in _LOCAL_CLUSTER_NAMES:
-            names += ["threads_per_worker", "processes", "memory_limit"]
-        names += ["address", "cluster_class", "cluster_kwargs", "adapt_min", "adapt_max", "timeout"]
-        return tuple(names)
+        form = tuple(self._form.fields) if self._form is not None else ()
+        return ("workers", "address", "cluster_class", *form, "cluster_kwargs", "adapt_min",
+                "adapt_max", "timeout")  # fmt: skip
+
+    def _number(self, name: str, kind: type, errors: dict[str, str]) -> Any:
+        text = str(self._own[name].value or "").strip()
+        if not text:
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            errors[name] = f"expected a {'whole ' if kind is int else ''}number, got {text!r}"
+            return None
+        if value < 0 or (name == "timeout" and not value > 0):
+            errors[name] = f"must be {'> 0' if name == 'timeout' else '>= 0'}, got {text}"
+            return None
+        return value
 
     def form_options(self) -> tuple[dict[str, Any], dict[str, str]]:
-        """``(options, errors)`` from the visible fields; fields left at their default are omitted."""
+        """``(options, errors)`` from the visible fields; fields left empty are omitted."""
         visible = self.visible_fields()
         options: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        f = self.fields
-        for name in ("workers", "threads_per_worker"):
-            if name in visible and f[name].value:
-                if f[name].value < 0:
-                    errors[name] = f"must be a whole number >= 0, got {f[name].value}"
-                else:
-                    options[name] = int(f[name].value)
-        if "processes" in visible and not f["processes"].value:
-            options["processes"] = False
-        for name in ("memory_limit", "address", "cluster_class"):
-            text = str(f[name].value or "").strip()
-            if name in visible and text:
-                options[name] = text
-        text = str(f["cluster_kwargs"].value or "").strip()
-        if "cluster_kwargs" in visible and text:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                errors["cluster_kwargs"] = f"not valid JSON: {exc.msg} (line {exc.lineno})"
-            else:
-                if isinstance(value, dict):
-                    options["cluster_kwargs"] = value
-                else:
-                    errors["cluster_kwargs"] = 'must be a JSON object such as {"cores": 4}'
-        if "adapt_max" in visible and f["adapt_max"].value:
-            options["adapt"] = (int(f["adapt_min"].value), int(f["adapt_max"].value))
-        if "timeout" in visible and f["timeout"].value:
-            options["timeout"] = float(f["timeout"].value)
+        if "workers" in visible and (n := self._number("workers", int, errors)) is not None:
+            options["workers"] = n
+        kwargs: dict[str, Any] = {}
+        if "cluster_class" in visible:
+            if self._class_error:
+                errors["cluster_class"] = self._class_error
+            if self._form is not None:
+                kwargs, form_errors = self._form.values()
+                errors.update(form_errors)
+            extra = self._extra_kwargs(kwargs, errors)
+            if self._form is not None and self._form.spec.is_local:
+                for name in cluster_spec.LOCAL_FLAGS:
+                    if name in kwargs:
+                        options[name] = kwargs.pop(name)
+            kwargs.update(extra)
+        address = str(self.address.value or "").strip()
+        if "address" in visible and address:
+            options["address"] = address
+        name = str(self.cluster_class.value or "").strip()
+        if "cluster_class" in visible and not cluster_spec.is_local_cluster_name(name):
+            options["cluster_class"] = name
+        if kwargs:
+            options["cluster_kwargs"] = kwargs
+        if "adapt_max" in visible:
+            lo = self._number("adapt_min", int, errors)
+            hi = self._number("adapt_max", int, errors)
+            if hi is not None:
+                options["adapt"] = (lo or 0, hi)
+        if "timeout" in visible and (t := self._number("timeout", float, errors)) is not None:
+            options["timeout"] = t
         return options, errors
+
+    def _extra_kwargs(self, kwargs: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+        text = str(self._own["cluster_kwargs"].value or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            errors["cluster_kwargs"] = f"not valid JSON: {exc.msg} (line {exc.lineno})"
+            return {}
+        if not isinstance(value, dict):
+            errors["cluster_kwargs"] = 'must be a JSON object such as {"cores": 4}'
+            return {}
+        twice = sorted(set(value) & set(kwargs))
+        if twice:
+            errors["cluster_kwargs"] = f"{', '.join(twice)} set both here and in the form"
+            return {}
+        return value
 
     @property
     def magic(self) -> str:
@@ -238,26 +287,64 @@ class ExecutorPanel:
         if self.magic_text.value != self.magic:  # selectable, but not editable
             self.magic_text.value = self.magic
 
-    def _update(self) -> None:
+    def _update(self, errors: dict[str, str] | None = None) -> None:
+        self._ensure_form()
         visible = self.visible_fields()
-        for name, field in self.fields.items():
+        for name, field in self._own.items():
             field.layout.display = None if name in visible else "none"
-        _, errors = self.form_options()
-        error = errors.get("cluster_kwargs", "")
-        self.kwargs_error.value = (
-            f"<span style='color:#c62828'>cluster kwargs: {html.escape(error)}</span>"
-            if error
-            else ""
-        )
+        self.cluster_form_box.layout.display = None if "cluster_class" in visible else "none"
+        if errors is None:
+            errors = self.form_options()[1]
+        self._show_errors(errors)
         line = self.magic
         self.magic_text.value = line
         if self.copy_button is not None:
             self.copy_button.text = line
 
-    # --- actions -------------------------------------------------------------------------------
+    def _show_errors(self, errors: dict[str, str]) -> None:
+        for labels in self._labels:
+            labels.show(errors, prefix=True)
+        if self._form is not None:
+            self._form.show_errors(errors)
+
+    def error_text(self, name: str) -> str:
+        """The error shown next to field ``name`` (HTML), "" when none."""
+        own = "".join(labels.text(name) for labels in self._labels)
+        return own or (self._form.error_text(name) if self._form is not None else "")
+
+    # --- preview and actions -------------------------------------------------------------------
+
+    def _checked(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Options and every error, the cluster class's own checks included."""
+        options, errors = self.form_options()
+        if not errors and self._form is not None and "cluster_class" in self.visible_fields():
+            kwargs = dict(options.get("cluster_kwargs") or {})
+            kwargs.update({k: options[k] for k in cluster_spec.LOCAL_FLAGS if k in options})
+            errors = self._form.spec.check(kwargs)
+        self._update(errors)
+        return options, errors
+
+    def preview(self) -> str:
+        """What Apply would start, without starting it: the job script of a job-queue cluster,
+        else the equivalent Python. ValueError (also shown next to the fields) if a value is bad."""
+        options, errors = self._checked()
+        if errors:
+            raise ValueError("; ".join(f"{name}: {text}" for name, text in errors.items()))
+        text = preview_text(self.mode.value, options, self._form)
+        self.preview_area.value = f"<pre class='nbexec-preview-text'>{html.escape(text)}</pre>"
+        return text
+
+    def _preview_clicked(self) -> None:
+        try:
+            self.preview()
+        except ValueError as exc:
+            self._error(str(exc))
+            self.preview_area.value = ""
+        else:
+            self.message.value = ""
 
     def _error(self, text: str) -> None:
-        self.message.value = f"<span style='color:#c62828'>{html.escape(text)}</span>"
+        self.message.value = _RED.format(html.escape(text))
 
     def apply(self) -> Executor | None:
         """Start the form's executor as the session executor (as clicking Apply); None on error.
@@ -265,7 +352,7 @@ class ExecutorPanel:
         On error the message shows in the panel and the previous session executor stays.
         """
         mode = self.mode.value
-        options, errors = self.form_options()
+        options, errors = self._checked()
         if errors:
             self._error("; ".join(f"{name}: {text}" for name, text in errors.items()))
             return None
@@ -300,6 +387,15 @@ class ExecutorPanel:
             self.message.value = ""
         self.refresh_status()
 
+    def scale(self, n: int) -> None:
+        """Scale the running cluster to ``n`` workers (stopping adaptive scaling), as
+        distributed's cluster widget does."""
+        self.controls.scale(n)
+
+    def adapt(self, minimum: int, maximum: int) -> None:
+        """Make the running cluster adaptive between ``minimum`` and ``maximum`` workers."""
+        self.controls.adapt(minimum, maximum)
+
     # --- status and last run -------------------------------------------------------------------
 
     def status_lines(self) -> list[str]:
@@ -315,7 +411,7 @@ class ExecutorPanel:
             lines = [ln for ln in lines if not ln.startswith("dashboard:")]
             if link:
                 lines.append(f"dashboard: {link}")
-        return lines
+        return lines + cluster_lines(running_cluster())
 
     def refresh_status(self) -> None:
         """Redraw the status line from ``nbexec.session.status()``."""
@@ -328,6 +424,8 @@ class ExecutorPanel:
             else:
                 parts.append(html.escape(line))
         self.status.value = "<div class='nbexec-status'>" + "<br>".join(parts) + "</div>"
+        if "controls" in self.__dict__:
+            self.controls.refresh()
 
     def _on_last_run(self, run: Any) -> None:
         if run is None:
@@ -343,7 +441,7 @@ class ExecutorPanel:
                 self._table.refresh()
             self.last_table.children = (self._last_label, self._table)
         else:
-            self.last_table.children = (_Stub(value=render_html(run.snapshot())),)
+            self.last_table.children = (Stub(value=render_html(run.snapshot())),)
 
     def refresh(self) -> None:
         """Redraw the status line and the last run's table."""
