@@ -27,6 +27,7 @@ EXPECTED = [
     "03-distributed",
     "04-testing-notebooks",
     "05-executors-api",
+    "07-background-and-control",
 ]
 
 
