@@ -517,6 +517,41 @@ def interrupt_keys(keys: Iterable[str], dask_worker: Any = None) -> int:
     return _async_raise(threads)
 
 
+def still_running(keys: Iterable[str], dask_worker: Any = None) -> list[str]:
+    """Which of ``keys`` a worker thread is still executing (e.g. blocked in C after an interrupt)."""
+    wanted = set(keys)
+    return [str(k) for k in dict(dask_worker.active_threads).values() if str(k) in wanted]
+
+
+def release_threads(keys: Iterable[str], dask_worker: Any = None) -> list[str]:
+    """On a worker's event loop: take the threads still running ``keys`` (interrupted, blocked in
+    C) out of its pool the way ``secede()`` does, so new tasks get the full thread count at once;
+    the interrupted task runs no further line (its exception is pending). Returns the keys freed."""
+    from distributed.threadpoolexecutor import threads_lock
+    from distributed.worker_state_machine import SecedeEvent
+
+    wanted = set(keys)
+    executor = dask_worker.executors.get("default")
+    threads = {t.ident: t for t in threading.enumerate()}
+    freed = []
+    for ident, key in list(dict(dask_worker.active_threads).items()):
+        ts = dask_worker.state.tasks.get(key)
+        if str(key) not in wanted or ts is None:
+            continue
+        if ts.state != "executing" and not (ts.state == "cancelled" and ts.previous == "executing"):
+            continue
+        with threads_lock:
+            pool = getattr(executor, "_threads", None)
+            if pool is not None and threads.get(ident) in pool:
+                pool.discard(threads[ident])
+                executor._adjust_thread_count()
+        dask_worker.handle_stimulus(
+            SecedeEvent(key=key, compute_duration=0.0, stimulus_id=f"nbexec-free-{time.time()}")
+        )
+        freed.append(str(key))
+    return freed
+
+
 def _async_raise(threads: dict[int, Any]) -> int:
     count = 0
     for ident in threads:

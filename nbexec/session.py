@@ -58,6 +58,8 @@ class SessionStatus:
                 lines.append(f"scheduler: {info.address}")
             if info.dashboard_link:
                 lines.append(f"dashboard: {info.dashboard_link}")
+            for address, n in (info.extra.get("busy") or {}).items():
+                lines.append(f"busy: {address} still runs {n} interrupted task(s) (not killed)")
         if self.override:
             lines.append(
                 f"override: {ENV_VAR}={self.override!r} replaces the modes named in the notebook"

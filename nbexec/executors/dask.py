@@ -30,6 +30,7 @@ from .._taskcall import _nbexec_remote as rt  # what runs in tasks: pickled by r
 from . import _dask_remote as remote
 from ._connect import probe_scheduler
 from ._dask_done import DoneWatch
+from ._dask_stuck import busy_report, free_stuck_workers
 from ._dask_support import (
     _check_mapping,
     _install_remote_module,
@@ -148,6 +149,7 @@ class DaskExecutor(Executor):
     def _reset_runtime(self) -> None:
         self.client: distributed.Client | None = None
         self._cluster: Any = None
+        self._busy_after_interrupt: dict[str, set[str]] = {}
         self._token: str | None = None
         self._futures: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._channels: list[EventChannel] = []
@@ -413,6 +415,7 @@ class DaskExecutor(Executor):
         client.cancel(futs)
         if self._cluster is not None:
             client.run(rt.interrupt_keys, keys, on_error="return")
+        free_stuck_workers(self, keys, self._cluster is not None)
 
     async def on_worker_status_changed(self, op: str, message: Any) -> None:
         """Hook called for worker events: ``("add", {"workers": {addr: {}}})`` or ``("remove", addr)``."""
@@ -479,8 +482,10 @@ class DaskExecutor(Executor):
             return ExecutorInfo(mode="dask", address=self.address)
         info = self._scheduler_info(client)
         workers = info.get("workers", {})
+        busy = busy_report(self)  # a round trip only after an interrupt left busy threads
         return ExecutorInfo(
             mode="dask",
+            extra={"busy": busy} if busy else {},
             workers=len(workers),
             threads=sum(w.get("nthreads", 0) for w in workers.values()),
             memory=sum(w.get("memory_limit") or 0 for w in workers.values()),
