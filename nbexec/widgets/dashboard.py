@@ -67,8 +67,11 @@ def _bound_host(client: Any) -> str | None:
 
 def _host_port(client: Any) -> tuple[str | None, int | None, bool]:
     """``(host, port, local)`` of the client's scheduler dashboard; port None if it has none."""
+    # A connected Client keeps its scheduler's identity (services never change): no round trip.
+    services = (getattr(client, "_scheduler_identity", None) or {}).get("services")
     try:
-        services = client.scheduler_info(n_workers=0).get("services", {})
+        if not services:
+            services = client.scheduler_info(n_workers=0).get("services", {})
     except Exception:  # noqa: BLE001 - a scheduler that went away
         return None, None, False
     port = services.get("dashboard")
