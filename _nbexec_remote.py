@@ -32,7 +32,7 @@ __all__ = [
     "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys", "OutputBuffer",
     "install_output_tee", "TaskTimeout", "call_with_timeout",
-    "call_with_timeout_of", "TaskExit", "contain",
+    "call_with_timeout_of", "TaskExit", "contain", "AsyncCall",
 ]  # fmt: skip
 
 # --- the task wrapper (every executor) ------------------------------------------------------------
@@ -123,6 +123,47 @@ def where_of(thread: threading.Thread) -> str:
             where = worker.address
         thread._nbexec_where = where  # type: ignore[attr-defined]
     return where
+
+
+class AsyncCall:
+    """Run an ``async def`` function's coroutine to its end (a task's body, in any mode).
+
+    In a thread without a running event loop (pool threads, Dask workers, process children) it
+    uses ``asyncio.run``; where a loop already runs in this thread (a kernel running ``local``
+    tasks) the coroutine runs on a fresh loop in a helper thread.
+    """
+
+    __slots__ = ("fn", "__name__", "__qualname__")
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+        self.__name__ = getattr(fn, "__name__", "task")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+
+    def __reduce__(self):
+        return (AsyncCall, (self.fn,))
+
+    def __call__(self, *args, **kwargs):
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.fn(*args, **kwargs))
+        box: dict = {}
+
+        def main() -> None:
+            try:
+                box["value"] = asyncio.run(self.fn(*args, **kwargs))
+            except BaseException as exc:
+                box["error"] = exc
+
+        helper = threading.Thread(target=main, name="nbexec-async-task")
+        helper.start()
+        helper.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
 
 
 class TaskCall:

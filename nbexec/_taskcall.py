@@ -26,6 +26,7 @@ except ImportError:  # an editable install made before the module existed: load 
 
 from _nbexec_remote import (
     MAX_OUTPUT,
+    AsyncCall,
     MappedTaskCall,
     OutputBuffer,
     TaskCall,
@@ -39,4 +40,14 @@ from _nbexec_remote import (
 )
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
-           "OutputBuffer", "install_output_tee", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain"]  # fmt: skip
+           "OutputBuffer", "install_output_tee", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
+           "AsyncCall", "task_body"]  # fmt: skip
+
+
+def task_body(fn):
+    """What a task runs for ``fn``: ``fn`` itself, or an ``AsyncCall`` running its coroutine."""
+    import inspect
+
+    if inspect.iscoroutinefunction(fn) and not isinstance(fn, AsyncCall):
+        return AsyncCall(fn)
+    return fn

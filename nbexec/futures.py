@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Callable
 from concurrent.futures import CancelledError
@@ -65,16 +66,27 @@ def _user_traceback(exc: BaseException) -> BaseException:
     return exc
 
 
-class TaskFuture:
-    """The future of one task in a run."""
+_NO_VALUE: Any = object()
 
-    __slots__ = ("_run", "_id", "_efut", "_deps", "__weakref__")
+
+class TaskFuture:
+    """The future of one task in a run.
+
+    Besides its own API (``result``, ``done``, ``state``, ``name``, ``key``, ``exception``), a
+    future USED as a value acts as its result, waiting for it: operators, comparisons, truth tests,
+    iteration, ``len``, indexing, containment, ``format``/``str`` and public attributes that are not
+    part of the API. Identity, hashing and ``repr`` stay the future's own, so nbexec's dependency
+    scan (``isinstance``, ``id``) never waits.
+    """
+
+    __slots__ = ("_run", "_id", "_efut", "_deps", "_value", "__weakref__")
 
     def __init__(self, run: Run, task_id: int, efut: Any, deps: tuple[TaskFuture, ...] | None):
         self._run = run
         self._id = task_id
         self._efut = efut
         self._deps = deps
+        self._value = _NO_VALUE
 
     @property
     def name(self) -> str:
@@ -95,13 +107,20 @@ class TaskFuture:
     def result(self, timeout: float | None = None) -> Any:
         """The task's value; raises its exception if it failed, CancelledError if it was cancelled."""
         __tracebackhide__ = True
+        value = self._value
+        if value is not _NO_VALUE:
+            return value
         run = self._run
         try:
-            if run._lazy and not self._efut.done():
-                run._drain()
             if self.state == "cancelled":
                 raise CancelledError(self._cancel_reason())
-            return self._efut.result(timeout=timeout)
+            efut = self._efut
+            if run._lazy and not efut.done():
+                # A lazy ("sync") future runs the queued work up to itself, not the whole graph.
+                drain = getattr(run.executor, "_drain", None)
+                drain(efut) if drain is not None else run._drain()
+            value = self._value = efut.result(timeout=timeout)
+            return value
         except KeyboardInterrupt:
             run.interrupt()
             raise
@@ -151,6 +170,130 @@ class TaskFuture:
 
     def __repr__(self) -> str:
         return f"<TaskFuture {self.name!r} state={self.state}>"
+
+    # --- used as a value: act as the result ------------------------------------------------------
+
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str) -> Any:
+        __tracebackhide__ = True
+        if name.startswith("_"):  # protocols probed by IPython, pickle, numpy... stay the future's
+            raise AttributeError(name)
+        return getattr(self.result(), name)
+
+    def __str__(self) -> str:
+        __tracebackhide__ = True
+        return str(self.result())
+
+    def __format__(self, spec: str) -> str:
+        __tracebackhide__ = True
+        return format(self.result(), spec)
+
+    def __bool__(self) -> bool:
+        __tracebackhide__ = True
+        return bool(self.result())
+
+    def __len__(self) -> int:
+        __tracebackhide__ = True
+        return len(self.result())
+
+    def __iter__(self) -> Any:
+        __tracebackhide__ = True
+        return iter(self.result())
+
+    def __reversed__(self) -> Any:
+        __tracebackhide__ = True
+        return reversed(self.result())
+
+    def __contains__(self, item: Any) -> bool:
+        __tracebackhide__ = True
+        return item in self.result()
+
+    def __getitem__(self, key: Any) -> Any:
+        __tracebackhide__ = True
+        return self.result()[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        __tracebackhide__ = True
+        self.result()[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        __tracebackhide__ = True
+        del self.result()[key]
+
+    def __index__(self) -> int:
+        __tracebackhide__ = True
+        return operator.index(self.result())
+
+    def __int__(self) -> int:
+        __tracebackhide__ = True
+        return int(self.result())
+
+    def __float__(self) -> float:
+        __tracebackhide__ = True
+        return float(self.result())
+
+    def __complex__(self) -> complex:
+        __tracebackhide__ = True
+        return complex(self.result())
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        __tracebackhide__ = True
+        return round(self.result(), ndigits)
+
+    def __await__(self) -> Any:
+        """``await future`` in an async cell: wait without blocking the event loop."""
+        import asyncio
+
+        efut = self._efut
+        if self._value is _NO_VALUE and not self._run._lazy and hasattr(efut, "add_done_callback"):
+            if not efut.done():
+                loop = asyncio.get_running_loop()
+                waiter = loop.create_future()
+
+                def wake(_: Any) -> None:
+                    loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+
+                efut.add_done_callback(wake)
+                yield from waiter.__await__()
+        return self.result()
+
+
+def _unary(op: Callable) -> Callable:
+    def method(self: TaskFuture) -> Any:
+        __tracebackhide__ = True
+        return op(self.result())
+
+    return method
+
+
+def _binary(op: Callable, reflected: bool) -> Callable:
+    if reflected:
+
+        def method(self: TaskFuture, other: Any) -> Any:
+            __tracebackhide__ = True
+            return op(other, self.result())
+
+    else:
+
+        def method(self: TaskFuture, other: Any) -> Any:
+            __tracebackhide__ = True
+            return op(self.result(), other)
+
+    return method
+
+
+for _name in ("neg", "pos", "abs", "invert"):
+    setattr(TaskFuture, f"__{_name}__", _unary(getattr(operator, _name)))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    setattr(TaskFuture, f"__{_name}__", _binary(getattr(operator, _name), False))
+for _name in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift",
+              "rshift", "and", "xor", "or"):  # fmt: skip
+    _op = getattr(operator, _name + "_" if _name in ("and", "or") else _name)
+    setattr(TaskFuture, f"__{_name}__", _binary(_op, False))
+    setattr(TaskFuture, f"__r{_name}__", _binary(_op, True))
+for _prefix, _reflected in (("", False), ("r", True)):
+    setattr(TaskFuture, f"__{_prefix}divmod__", _binary(divmod, _reflected))
 
 
 class _Done:

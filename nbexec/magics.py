@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import inspect
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -22,6 +23,9 @@ from IPython.core.magic import (
 )
 
 from . import run_commands, session
+from .cellrewrite import loaded_names, rewrite
+from .cellvalues import CALL_NAME, VALUE_NAME, call
+from .cellvalues import value as value_of
 from .executors.base import iter_leaves
 from .futures import TaskFailed, TaskFuture
 from .modes import validate
@@ -88,6 +92,50 @@ def _validate(mode: str | None, options: dict[str, Any]) -> None:
 
 def _has_futures(value: Any) -> bool:
     return any(True for _ in iter_leaves(value, lambda x: isinstance(x, TaskFuture)))
+
+
+def _resolve_in_place(run: Run, container: Any) -> None:
+    """Replace the successful futures inside ``container`` by their results, keeping the object."""
+    resolved = run.resolve(container)
+    if resolved is container:
+        return
+    if isinstance(container, list):
+        container[:] = resolved
+    elif isinstance(container, dict):
+        container.update(resolved)
+    else:
+        container.clear()
+        container.update(resolved)
+
+
+_TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0x2000)
+
+
+def _run_sync(coro: Any) -> Any:
+    """Run a coroutine that never suspends (a cell without top-level ``await``) to its end."""
+    __tracebackhide__ = True
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError("%%executor: the cell awaited without an event loop")
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """Run a cell with top-level ``await`` when IPython did not run it as a coroutine."""
+    __tracebackhide__ = True
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise RuntimeError(
+        "%%executor: top-level await needs the cell to run through IPython's run_cell "
+        "(with %load_ext nbexec and autoawait on)"
+    )
 
 
 def _bound_names(tree: ast.Module) -> set[str]:
@@ -175,7 +223,22 @@ class ExecutorMagics(Magics):
         _validate(mode, options)
         if display.get("background"):
             return self._background_cell(mode, options, display, cell)
-        body, last, names = self._compile(cell)
+        prepared = self._compile(cell)
+        if prepared[0].co_flags & inspect.CO_COROUTINE:  # top-level await, reached without
+            return _run_coroutine(self._execute(mode, options, display, cell, *prepared))
+        return _run_sync(self._execute(mode, options, display, cell, *prepared))
+
+    async def _cell_async(self, line: str, cell: str) -> Any:
+        """``%%executor`` for a cell with top-level ``await`` (see ``_await_transformer``)."""
+        __tracebackhide__ = True
+        mode, options, display = _parse(line)
+        _validate(mode, options)
+        if display.get("background"):
+            return self._background_cell(mode, options, display, cell)
+        return await self._execute(mode, options, display, cell, *self._compile(cell))
+
+    async def _execute(self, mode, options, display, cell, body, last, names, loaded) -> Any:
+        __tracebackhide__ = True
         run = Run(session.ensure(mode, **options))
         run.cell = cell
         from .widgets.live import show_run  # widgets degrade to HTML/text without ipywidgets
@@ -184,16 +247,21 @@ class ExecutorMagics(Magics):
             run, table=not display.get("no_table"), dashboard=bool(display.get("dashboard"))
         )
         ns = self.shell.user_ns
+        glob = self.shell.user_global_ns
         before = dict(ns)
         value = None
         try:
             with run:
-                exec(body, self.shell.user_global_ns, ns)
+                done = eval(body, glob, ns)
+                if inspect.iscoroutine(done):
+                    await done
                 if last is not None:
-                    value = eval(last, self.shell.user_global_ns, ns)
+                    value = eval(last, glob, ns)
+                    if inspect.iscoroutine(value) and last.co_flags & inspect.CO_COROUTINE:
+                        value = await value
         except Exception as exc:
             with contextlib.suppress(Exception):  # never hide the cell's own error
-                self._rebind(run, before, names)
+                self._rebind(run, before, names, loaded)
             if isinstance(exc, TaskFailed) and any(f.key == exc.key for f in run.futures):
                 # End the traceback in the user's function, not in nbexec's run layer.
                 raise exc.with_traceback(
@@ -202,7 +270,7 @@ class ExecutorMagics(Magics):
             raise
         finally:
             view.finish()
-        rebound = self._rebind(run, before, names)
+        rebound = self._rebind(run, before, names, loaded)
         if id(value) in rebound:
             return rebound[id(value)][1]
         return run.resolve(value) if _has_futures(value) else value
@@ -212,28 +280,43 @@ class ExecutorMagics(Magics):
         __tracebackhide__ = True
         from . import background
 
-        body, last, names = self._compile(cell)
+        body, last, names, _ = self._compile(cell)
         return background.run_cell(self.shell, session.ensure(mode, **options), cell, body,
                                    last, names, table=not display.get("no_table"))  # fmt: skip
 
-    def _compile(self, cell: str) -> tuple[Any, Any, set[str]]:
-        """The cell as IPython would run it: transformed, cached for tracebacks, AST-transformed."""
+    def _compile(self, cell: str) -> tuple[Any, Any, set[str], set[str]]:
+        """The cell as IPython would run it (transformed, cached for tracebacks, AST-transformed,
+        top-level ``await`` allowed), its calls rewritten by ``cellrewrite``."""
         shell = self.shell
+        for name, helper in ((CALL_NAME, call), (VALUE_NAME, value_of)):  # what the rewrite calls
+            shell.user_global_ns[name] = helper
+            shell.user_ns_hidden[name] = helper
         source = shell.transform_cell(cell)
         filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         names = _bound_names(tree)
+        loaded = loaded_names(tree)
+        rewrite(tree)
         last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = shell.compile(ast.Expression(tree.body.pop().value), filename, "eval")
-        return shell.compile(tree, filename, "exec"), last, names
+        with shell.compile.extra_flags(_TOP_LEVEL_AWAIT if shell.autoawait else 0):
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = shell.compile(ast.Expression(tree.body.pop().value), filename, "eval")
+            body = shell.compile(tree, filename, "exec")
+        return body, last, names, loaded
 
-    def _rebind(self, run: Run, before: dict, names: set[str]) -> dict[int, tuple[Any, Any]]:
-        """Replace names the cell bound to TaskFutures (or containers of them) by their results.
+    def _rebind(
+        self, run: Run, before: dict, names: set[str], loaded: set[str] = frozenset()
+    ) -> dict[int, tuple[Any, Any]]:
+        """Replace names the cell bound to TaskFutures (or containers of them) by their results,
+        and resolve in place the lists, dicts and sets it only read (``zs.append(add(x, y))``).
 
         Returns ``{id(old): (old, new)}`` (old kept alive so ids stay unique).
         """
         ns = self.shell.user_ns
+        for name in loaded - names:
+            value = ns.get(name)
+            if isinstance(value, (list, dict, set)) and _has_futures(value):
+                _resolve_in_place(run, value)
         changed = {k for k, v in ns.items() if before.get(k, _MISSING) is not v}
         rebound: dict[int, tuple[Any, Any]] = {}
         for name in changed | (names & ns.keys()):
@@ -249,3 +332,43 @@ class ExecutorMagics(Magics):
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%executor`` and ``%%executor`` (``%load_ext nbexec``)."""
     ipython.register_magics(ExecutorMagics)
+    if _await_transformer not in ipython.input_transformers_post:
+        ipython.input_transformers_post.append(_await_transformer)
+
+
+def _await_transformer(lines: list[str]) -> list[str]:
+    """Run an ``%%executor`` cell with top-level ``await`` as a coroutine, as IPython runs a plain
+    cell with ``await``: its ``run_cell_magic`` call becomes an awaited call of ``_cell_async``."""
+    text = "".join(lines)
+    if "run_cell_magic('executor'" not in text:
+        return lines
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return lines
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return lines
+    node = tree.body[0].value
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "run_cell_magic"
+        and len(node.args) == 3
+        and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
+        and node.args[0].value == "executor"
+    ):
+        return lines
+    from IPython.core.async_helpers import _should_be_async
+
+    line, cell = node.args[1].value, node.args[2].value
+    try:
+        from IPython import get_ipython
+
+        source = get_ipython().transform_cell(cell)
+    except Exception:
+        return lines
+    if not _should_be_async(source):
+        return lines
+    return [
+        f"await get_ipython().find_cell_magic('executor').__self__._cell_async({line!r}, {cell!r})\n"
+    ]

@@ -26,10 +26,12 @@ from ._taskcall import (
     call_in_task_body,
     call_with_timeout_of,
     install_output_tee,
+    task_body,
 )
 from .executors.base import Executor, iter_leaves, map_structure
 from .executors.local import LocalExecutor
 from .futures import (
+    _NO_VALUE,
     TaskFailed,
     TaskFuture,
     _Done,
@@ -188,17 +190,17 @@ class Run:
         task = getattr(fn, "__nbexec_task__", None)
         if task is not None:
             return self._submit(
-                task.fn, task.name, args, kwargs, task.tags, task.retries, task.retry_delay,
+                task.body, task.name, args, kwargs, task.tags, task.retries, task.retry_delay,
                 timeout=task.timeout,
             )  # fmt: skip
-        return self._submit(fn, _name_of(fn), args, kwargs)
+        return self._submit(task_body(fn), _name_of(fn), args, kwargs)
 
     def map(self, fn: Callable, *iterables: Iterable) -> list[TaskFuture]:
         """Submit ``fn`` once per element of the zipped iterables (like the builtin ``map``)."""
         task = getattr(fn, "__nbexec_task__", None)
         if task is not None:
             fn, name, tags, retries, delay = (
-                task.fn,
+                task.body,
                 task.name,
                 task.tags,
                 task.retries,
@@ -207,6 +209,7 @@ class Run:
             timeout = task.timeout
         else:
             name, tags, retries, delay, timeout = _name_of(fn), (), 0, 0.0, None
+            fn = task_body(fn)
         items = list(zip(*iterables))
         plain = not any(isinstance(a, _SCANNED) for args in items for a in args)
         if self._lane is not None and plain and items:
@@ -258,12 +261,14 @@ class Run:
         deps = None
         if _may_hold_futures(args, kwargs):
             found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
+            if any(f._run is not self for f in found):  # a future of an earlier run: its value
+                args, kwargs = map_structure(
+                    TaskFuture.result,
+                    (args, kwargs),
+                    lambda x: _is_task_future(x) and x._run is not self,
+                )
+                found = [f for f in found if f._run is self]
             if found:
-                for f in found:
-                    if f._run is not self:
-                        raise ValueError(
-                            f"task {name!r} depends on {f.name!r} from another run; pass its result instead"
-                        )
                 deps = tuple(found)
                 args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
         tracker = self.tracker
@@ -491,14 +496,15 @@ class Run:
         if not done:
             return obj
         futures = list(done.values())
-        if hasattr(futures[0]._efut, "client"):  # distributed futures: one gather for all
+        todo = [f for f in futures if f._value is _NO_VALUE]
+        if todo and hasattr(todo[0]._efut, "client"):  # distributed futures: one gather for all
             try:
-                values = self.executor.wait([f._efut for f in futures])
+                values = self.executor.wait([f._efut for f in todo])
             except Exception:  # one by one, to name the task whose value cannot come back
-                values = [f.result() for f in futures]
-        else:
-            values = [f._efut.result() for f in futures]
-        by_id = {id(f): v for f, v in zip(futures, values)}
+                values = [f.result() for f in todo]
+            for f, v in zip(todo, values):
+                f._value = v  # kept: a value changed in the cell stays changed
+        by_id = {id(f): f.result() for f in futures}
         return map_structure(lambda f: by_id.get(id(f), f), obj, _is_task_future)
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
-from ._taskcall import in_task_body
+from ._taskcall import in_task_body, task_body
 from .futures import TaskFuture
 from .run import _name_of, current_run
 
@@ -79,6 +79,7 @@ class Task:
             raise ValueError(f"retry_delay must be a number of seconds >= 0, got {retry_delay!r}")
         self.timeout = _check_timeout(timeout)
         self.fn = fn
+        self.body = task_body(fn)  # what runs as the task: an async def's coroutine is run
         self.name = name or _name_of(fn)
         self.tags = _check_tags(tags)
         self.retries = retries
@@ -91,7 +92,7 @@ class Task:
         if run is None or in_task_body():
             return self.fn(*args, **kwargs)
         return run._submit(
-            self.fn, self.name, args, kwargs, self.tags, self.retries, self.retry_delay,
+            self.body, self.name, args, kwargs, self.tags, self.retries, self.retry_delay,
             timeout=self.timeout,
         )  # fmt: skip
 

@@ -243,12 +243,12 @@ def test_task_futures_resolve_inside_containers(executors):
     assert run.resolve(values) == {"a": [2, 5], "b": (3,)}
 
 
-def test_a_future_of_another_run_is_refused(executors):
+def test_a_future_of_another_run_gives_its_result(executors):
     with Run(executors("local")):
         a = inc(1)
-    with Run(executors("local")):
-        with pytest.raises(ValueError, match="another run"):
-            inc(a)
+    with Run(executors("threads")) as run:
+        b = inc(a)
+    assert run.resolve(b) == 3
 
 
 def test_submit_outside_a_run_names_the_fix():

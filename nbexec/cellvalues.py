@@ -1,0 +1,111 @@
+"""What a rewritten ``%%executor`` cell calls at run time: task calls get futures, other calls values.
+
+``nbexec.cellrewrite`` turns every call ``f(...)`` at a cell's top level into
+``__nbexec_call__(f, ...)``. ``call`` passes the arguments unchanged to a task (a TaskFuture is a
+dependency, never a wait), to ``nbexec.submit``/``nbexec.map``, to a run's or a future's own
+methods and to the storing methods of builtin containers (``results.append(inc(i))`` stays
+parallel); any other callable gets the futures inside its arguments (also nested in lists, tuples,
+sets and dicts) replaced by their results, waiting for them there. Mutable containers are resolved
+in place, so a list of futures passed to ``sum`` holds values afterwards, as the same object.
+"""
+
+from __future__ import annotations
+
+import types
+from collections import deque
+from typing import Any
+
+from .futures import TaskFuture
+from .run import Run
+from .tasks import Task
+from .tasks import map as _nbexec_map
+from .tasks import submit as _nbexec_submit
+
+__all__ = ["call", "value", "resolve", "CALL_NAME", "VALUE_NAME"]
+
+#: The names the rewritten cell calls ``call`` and ``value`` by (in the user's namespace, hidden
+#: from ``%who``).
+CALL_NAME = "__nbexec_call__"
+VALUE_NAME = "__nbexec_value__"
+
+_SCAN = (TaskFuture, list, tuple, dict, set, frozenset)
+_METHOD_TYPES = (types.MethodType, types.BuiltinMethodType)
+_OWNERS = (Task, Run, TaskFuture)
+_STORES = (list, dict, set, deque)
+
+
+def _takes_futures(fn: Any) -> bool:
+    """Whether ``fn`` receives futures as they are (submits them, or only stores them)."""
+    if type(fn) is Task or fn is _nbexec_submit or fn is _nbexec_map:
+        return True
+    if isinstance(fn, _METHOD_TYPES):
+        owner = getattr(fn, "__self__", None)
+        return isinstance(owner, _OWNERS) or type(owner) in _STORES
+    return isinstance(fn, Task)
+
+
+def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, the futures in the arguments resolved unless ``fn`` takes futures."""
+    __tracebackhide__ = True
+    for a in args:
+        if isinstance(a, _SCAN):
+            break
+    else:
+        if not kwargs or not any(isinstance(v, _SCAN) for v in kwargs.values()):
+            if type(fn) is TaskFuture:
+                fn = fn.result()
+            return fn(*args, **kwargs)
+    if type(fn) is TaskFuture:
+        fn = fn.result()
+    if _takes_futures(fn):
+        return fn(*args, **kwargs)
+    return fn(*resolve(args), **resolve(kwargs))
+
+
+def value(obj: Any) -> Any:
+    """The result of a future (waiting for it), any other object itself: for ``in`` tests, where
+    containers compare by hash first."""
+    __tracebackhide__ = True
+    return obj.result() if type(obj) is TaskFuture else obj
+
+
+def resolve(obj: Any, _seen: set | None = None) -> Any:
+    """``obj`` with every TaskFuture inside replaced by its result (waiting for it).
+
+    Lists, dicts and sets are changed in place and returned as the same object; tuples and
+    frozensets with futures inside are rebuilt (namedtuples too). Other objects pass unchanged.
+    """
+    __tracebackhide__ = True
+    if type(obj) is TaskFuture:
+        return obj.result()
+    if not isinstance(obj, _SCAN):
+        return obj
+    if _seen is None:
+        _seen = set()
+    if id(obj) in _seen:
+        return obj
+    _seen.add(id(obj))
+    if isinstance(obj, list):
+        for i, x in enumerate(obj):
+            if isinstance(x, _SCAN):
+                new = resolve(x, _seen)
+                if new is not x:
+                    obj[i] = new
+        return obj
+    if isinstance(obj, dict):
+        for k, x in obj.items():
+            if isinstance(x, _SCAN):
+                new = resolve(x, _seen)
+                if new is not x:
+                    obj[k] = new
+        return obj
+    items = [resolve(x, _seen) if isinstance(x, _SCAN) else x for x in obj]
+    if all(a is b for a, b in zip(items, obj)):
+        return obj
+    if isinstance(obj, set):
+        obj.clear()
+        obj.update(items)
+        return obj
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*items)
+    return type(obj)(items)

@@ -1,0 +1,266 @@
+"""Cells work unchanged under ``%%executor``: a corpus of cells run without the magic and under each
+mode in a real IPython shell must bind the same values; futures still make independent tasks run in
+parallel, and ``await`` / ``async def`` tasks work as in a plain cell."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from nbexec import session
+from nbexec.executors.base import iter_leaves
+from nbexec.futures import TaskFuture
+
+MODES = {
+    "local": "local",
+    "sync": "sync",
+    "threads": "threads -n 2",
+    "processes": "processes -n 2",
+    "dask": "dask --no-processes -n 1 --threads-per-worker 2",
+}
+
+SETUP = """
+import asyncio, json, math, statistics
+import numpy as np
+import pandas as pd
+import nbexec
+
+@nbexec.task
+def inc(x):
+    return x + 1
+
+@nbexec.task
+def add(x, y):
+    return x + y
+
+@nbexec.task
+def square(x):
+    return x * x
+
+@nbexec.task
+def pair(x):
+    return x, x + 1
+
+@nbexec.task
+def frame(i):
+    import pandas as pd
+    return pd.DataFrame({"i": [i], "sq": [i * i]}, index=[i])
+
+@nbexec.task
+def make_dict(n):
+    return {f"k{i}": i for i in range(n)}
+
+@nbexec.task
+def text(s):
+    return s
+
+@nbexec.task
+def total_of(xs):
+    return sum(xs)
+
+@nbexec.task
+def add_all(d):
+    return d["x"] + d["y"][0]
+
+@nbexec.task
+def nested(x):
+    return inc(x) * 10      # a task called inside a task is a plain call
+
+@nbexec.task
+async def slow_async(x):
+    await asyncio.sleep(0.01)
+    return x * 3
+
+def helper(values):          # a plain function defined in an earlier cell
+    return [v * 2 for v in values]
+
+class Box:
+    pass
+"""
+
+# Every cell binds ``out``; it must be the same without the magic and under every mode.
+CORPUS = [
+    "squares = square.map(range(100))\ntotal = sum(squares)\nout = (total, squares[:3])",
+    "y = inc(41)\nassert y == 42\nout = y",
+    "y = inc(41)\nout = y * 2 if y > 1 else 0",
+    "a, b = pair(3)\nout = (a, b)",
+    'out = f"value={inc(1)}"',
+    "out = 3 in [inc(i) for i in range(4)]",
+    "out = pd.concat([frame(i) for i in range(3)])",
+    "out = np.array([inc(i) for i in range(3)])",
+    'out = json.dumps({"a": inc(1), "b": [inc(2)]})',
+    "out = sorted([inc(3), inc(1), inc(2)])",
+    "out = len(pair(1))",
+    "out = pair(5)[1]",
+    "out = [x for x in pair(2)]",
+    "out = helper([inc(1), inc(2)])",
+    "out = add(inc(1), inc(2))",
+    "out = total_of([inc(i) for i in range(5)])",
+    'out = add_all({"x": inc(1), "y": (inc(2),)})',
+    "out = inc(1) + inc(2) * 3",
+    "out = (-inc(1), abs(inc(-5)), inc(2) ** 2, inc(8) // 3, inc(8) % 3, inc(8) / 2)",
+    "out = (inc(1) < inc(2) <= inc(3), inc(1) != 5)",
+    "out = (bool(inc(-1)), not inc(0))",
+    'if inc(0):\n    out = "yes"\nelse:\n    out = "no"',
+    "out = 0\nfor v in inc.map(range(5)):\n    out += v",
+    "out = max(inc.map(range(5)))",
+    'out = make_dict(2)["k1"]',
+    'd = make_dict(2)\nd["new"] = 5\nout = d',
+    "out = inc(1).bit_length()",
+    'out = text("abc").upper()',
+    "out = str(inc(1)) + repr(inc(2))",
+    'out = "%d items" % inc(4)',
+    'out = list(zip(inc.map(range(3)), "abc"))',
+    "out = dict(a=inc(1))",
+    "out = {k: inc(k) for k in range(3)}",
+    "xs = []\nfor i in range(4):\n    xs.append(inc(i))\nout = sum(xs)",
+    "out = [inc(i) for i in range(3)]",
+    "x = inc(1)\nx += 10\nout = x",
+    "print(inc(1), inc(2))\nout = 1",
+    "out = math.sqrt(inc(15))",
+    "out = isinstance(inc(1), int)",
+    "out = type(inc(1)).__name__",
+    "out = inc(1) == 2 and inc(2) == 3",
+    "out = (lambda v: v * 2)(inc(1))",
+    "out = sum(x * 2 for x in inc.map(range(4)))",
+    "out = {inc(1), inc(1)}",
+    "out = np.mean([inc(i) for i in range(4)])",
+    'out = pd.DataFrame({"a": [inc(1), inc(2)]})',
+    "out = [sq for sq in square.map(range(5)) if sq % 2]",
+    "out = statistics.median(square.map(range(5)))",
+    "out = nested(1)",
+    "box = Box()\nbox.value = inc(4)\nout = box.value + 1",
+    "out = await slow_async(2)",
+    "out = 2 not in [inc(0), inc(2)]",
+    "await asyncio.sleep(0.01)\nout = await asyncio.sleep(0, result=inc(1))",
+    "out = divmod(inc(8), 3)",
+    "out = inc(1) in {2, 3}",
+    "out = np.array(pair(1)) * inc(1)",
+]
+
+
+def _norm(value):
+    """A comparable form: frames, arrays and numpy scalars as plain Python."""
+    if isinstance(value, pd.DataFrame):
+        return ("frame", value.to_dict())
+    if isinstance(value, np.ndarray):
+        return ("array", value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_norm(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _norm(v) for k, v in value.items()}
+    return value
+
+
+@pytest.fixture(scope="module")
+def shell():
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("colors", "nocolor")
+    sh.run_line_magic("load_ext", "nbexec")
+    assert sh.run_cell(SETUP).success
+    yield sh
+    session.stop()
+
+
+def _run(shell, code: str):
+    result = shell.run_cell(code)
+    if result.error_before_exec is not None:
+        raise result.error_before_exec
+    if result.error_in_exec is not None:
+        raise result.error_in_exec
+    return result.result
+
+
+@pytest.fixture(scope="module")
+def expected(shell):
+    values = []
+    for code in CORPUS:
+        shell.user_ns.pop("out", None)
+        _run(shell, code)
+        values.append(_norm(shell.user_ns["out"]))
+    return values
+
+
+def test_the_corpus_is_large_enough():
+    assert len(CORPUS) >= 40
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "local",
+        "sync",
+        "threads",
+        pytest.param("processes", marks=pytest.mark.slow),
+        pytest.param("dask", marks=pytest.mark.slow),
+    ],
+)
+def test_every_cell_binds_the_same_values_as_without_the_magic(shell, expected, mode):
+    problems = []
+    try:
+        for code, want in zip(CORPUS, expected):
+            shell.user_ns.pop("out", None)
+            result = shell.run_cell(f"%%executor {MODES[mode]}\n{code}")
+            if not result.success:
+                problems.append(f"{code!r}: {result.error_in_exec or result.error_before_exec!r}")
+                continue
+            out = shell.user_ns["out"]
+            if any(iter_leaves(out, lambda x: isinstance(x, TaskFuture))):
+                problems.append(f"{code!r}: a TaskFuture is left in {out!r}")
+            elif _norm(out) != want:
+                problems.append(f"{code!r}: {_norm(out)!r} != {want!r}")
+    finally:
+        session.stop()
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_headline_runs_as_printed(shell):
+    try:
+        _run(
+            shell,
+            "%%executor threads -n 2\nsquares = nbexec.map(square, range(100))\ntotal = sum(squares)",
+        )
+        assert shell.user_ns["total"] == sum(i * i for i in range(100))
+        assert shell.user_ns["squares"][:3] == [0, 1, 4]
+    finally:
+        session.stop()
+
+
+def test_a_list_from_an_earlier_cell_holds_values_after_the_cell(shell):
+    try:
+        _run(shell, "zs = []")
+        _run(shell, "%%executor threads -n 2\nfor i in range(3):\n    zs.append(add(i, i))")
+        assert shell.user_ns["zs"] == [0, 2, 4]
+        _run(shell, "%%executor threads -n 2\ntotal = total_of(zs)")
+        assert shell.user_ns["total"] == 6
+    finally:
+        session.stop()
+
+
+def test_a_future_of_an_earlier_cell_gives_its_result_to_a_task(shell):
+    try:
+        _run(shell, "%%executor threads -n 2\nbox = Box()\nbox.kept = inc(1)")
+        _run(shell, "%%executor threads -n 2\nlater = inc(box.kept)\nnow = box.kept * 10")
+        assert (shell.user_ns["later"], shell.user_ns["now"]) == (3, 20)
+    finally:
+        session.stop()
+
+
+def test_independent_tasks_then_sum_run_in_parallel(shell):
+    _run(shell, "import time\n@nbexec.task\ndef nap(x):\n    time.sleep(0.4)\n    return x")
+    try:
+        _run(shell, "%%executor threads -n 4\nwarm = nap(0)")
+        start = time.perf_counter()
+        _run(shell, "%%executor threads -n 4\ntotal = sum([nap(i) for i in range(4)])")
+        elapsed = time.perf_counter() - start
+    finally:
+        session.stop()
+    assert shell.user_ns["total"] == 6
+    serial = 4 * 0.4
+    assert elapsed < serial * 0.7, f"{elapsed:.2f}s for 4 tasks of 0.4s: not parallel"
