@@ -48,12 +48,17 @@ def number_text(w: Any, **kwargs: Any) -> Any:
 
 
 def _widget(w: Any, spec: FieldSpec, layout: Any, styles: dict[str, Any]) -> Any:
-    common = {"description": spec.name, "tooltip": spec.tooltip, "layout": layout}
+    # ipywidgets 8 puts ``tooltip`` on a text box only when it has no description, so the help
+    # also goes on the label as a title (HTML descriptions are sanitized; title is kept).
+    label = f'<span title="{html.escape(spec.tooltip)}">{html.escape(spec.name)}</span>'
+    common = {"description": label, "description_allow_html": True, "tooltip": spec.tooltip,
+              "layout": layout}  # fmt: skip
     if spec.kind == "bool" and isinstance(spec.default, bool):
         return w.Checkbox(value=spec.default, indent=True, style=_STYLE, **common)
     if spec.kind == "bool":
-        choices = [(spec.placeholder, None), ("yes", True), ("no", False)]
-        return w.Dropdown(options=choices, value=None, style=_STYLE, **common)
+        # "" for the default: a Dropdown whose value is None shows nothing selected
+        choices = [(spec.placeholder, ""), ("yes", True), ("no", False)]
+        return w.Dropdown(options=choices, value="", style=_STYLE, **common)
     if spec.kind in ("list", "dict"):
         hint = "one per line" if spec.kind == "list" else 'JSON, e.g. {"key": "value"}'
         placeholder = f"{spec.placeholder} ({hint})"
@@ -141,7 +146,7 @@ class ClusterForm:
         spec = self.spec.field(name)
         value = widget.value
         if spec is not None and spec.kind == "bool" and not isinstance(spec.default, bool):
-            return value
+            return None if value == "" else value
         if isinstance(value, bool) and spec is not None and value == spec.default:
             return None  # a checkbox left at its default is not passed
         return value
@@ -170,7 +175,7 @@ class ClusterForm:
                 continue
             widget = self.fields[name]
             if spec.kind == "bool" and not isinstance(spec.default, bool):
-                widget.value = None if value is None else bool(value)
+                widget.value = "" if value is None else bool(value)
             elif isinstance(widget.value, bool):
                 widget.value = bool(value)
             elif spec.kind == "list" and isinstance(value, (list, tuple)):

@@ -72,8 +72,12 @@ LOCAL_FLAGS = ("threads_per_worker", "processes", "memory_limit")
 # What someone configuring a batch queue or a local cluster sets first, in this order.
 _FIRST = (
     "cores", "memory", "processes", "queue", "account", "walltime", "job_cpu", "job_mem",
-    "resource_spec", "job_extra_directives", "threads_per_worker", "memory_limit",
+    "resource_spec", "job_extra_directives", "job_script_prologue", "log_directory", "python",
+    "threads_per_worker", "memory_limit", "dashboard_address",
 )  # fmt: skip
+
+
+_MAIN = 14  # fields shown before "more options"
 
 
 def is_local_cluster_name(name: str) -> bool:
@@ -338,6 +342,10 @@ def _describe(cls: type, name: str) -> ClusterSpec:
         fields = [dataclasses.replace(f, default_text=hints.get(f.name, "")) for f in fields]
     first = [n for n in _FIRST if any(f.name == n for f in fields)]
     fields.sort(key=lambda f: (f.advanced, first.index(f.name) if f.name in first else len(first)))
+    # A long form shows what is set most often; the rest waits under "more options".
+    fields = [
+        dataclasses.replace(f, advanced=True) if i >= _MAIN else f for i, f in enumerate(fields)
+    ]
     documented = fields
     return ClusterSpec(name, cls, tuple(documented), job_cls, _has_var_kw(cls) and job_cls is None)
 

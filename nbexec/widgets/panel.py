@@ -34,7 +34,7 @@ _FIELDS = (
     ("workers", "workers", "default: one per core"),
     ("address", "scheduler", "empty: a new cluster; or tcp://host:8786"),
     ("cluster_class", "cluster class", "a distributed.deploy.Cluster subclass, by dotted name"),
-    ("cluster_kwargs", "more kwargs", 'JSON, e.g. {"worker_class": ...}: keywords not in the form'),
+    ("cluster_kwargs", "more kwargs", 'JSON: keywords the form does not list'),
     ("adapt_min", "adapt min", "minimum workers"),
     ("adapt_max", "adapt max", "empty: not adaptive"),
     ("timeout", "timeout (s)", "default: 10"),
