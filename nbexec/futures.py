@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
+from ._errtext import cut
 from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class TaskFailed(Exception):
         self.key = key
         self.error = error
         self.others = others
-        message = f"task {task_name!r} failed: {type(error).__name__}: {error}"
+        message = f"task {task_name!r} failed: {type(error).__name__}: {cut(str(error))}"
         if others:
             message += f" ({others} more task{'s' if others > 1 else ''} failed)"
         super().__init__(message)

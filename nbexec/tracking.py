@@ -19,6 +19,7 @@ from collections import deque
 from queue import Empty, SimpleQueue
 from typing import Any
 
+from ._errtext import MAX_ERROR_TEXT, cut
 from ._taskcall import MAX_OUTPUT, keep_tail
 from .snapshot import STATES, TERMINAL, NameRow, Snapshot, TaskInfo, TaskRecord
 
@@ -201,6 +202,10 @@ class Tracker:
         """
         if state not in TERMINAL:
             raise ValueError(f"finish() takes one of {sorted(TERMINAL)}, got {state!r}")
+        if error is not None and len(error) > MAX_ERROR_TEXT:  # the exception stays whole
+            error = cut(error)
+        if traceback is not None and len(traceback) > 2 * MAX_ERROR_TEXT:
+            traceback = cut(traceback, 2 * MAX_ERROR_TEXT)
         self._events.append((state, task_id, error, traceback, ran or time.time()))
         self._queued += 1
         calls = self._finished_calls = next(self._finish_calls)

@@ -19,10 +19,20 @@ from . import _dask_remote as remote
 _DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bokeh": "error"}
 
 
+#: Loggers whose errors nbexec reports itself (a result that cannot be deserialized fails its
+#: task; a lost scheduler shows in the status): their lines would only reach some later cell's
+#: stderr, e.g. "Failed to reconnect to scheduler ... closing client" 10 s after a scheduler left.
+_REPORTED_ELSEWHERE = (
+    "distributed.protocol", "distributed.client", "distributed.batched", "distributed.comm",
+)  # fmt: skip
+
+
 class _ErrorsOnly(logging.Filter):
     """Lets only errors through: distributed's info lines and warnings are not a notebook's business."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(_REPORTED_ELSEWHERE):
+            return False
         return record.levelno >= logging.ERROR
 
 
