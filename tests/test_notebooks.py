@@ -28,6 +28,7 @@ EXPECTED = [
     "04-testing-notebooks",
     "05-executors-api",
     "07-background-and-control",
+    "08-cluster-forms",
 ]
 
 
