@@ -53,6 +53,7 @@ def _copy_repository(target: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.binder
 def test_repo2docker_steps_in_a_fresh_venv_then_nbval(tmp_path):
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs the git checkout")

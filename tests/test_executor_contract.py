@@ -55,7 +55,7 @@ def _dask_local():
         "sync",
         "processes",
         pytest.param("dask-local", marks=needs_dask),
-        pytest.param("dask-cli", marks=needs_dask),
+        pytest.param("dask-cli", marks=[needs_dask, pytest.mark.slow]),
     ]
 )
 def make(request):

@@ -118,6 +118,7 @@ def test_num_workers_bounds_thread_concurrency():
     assert state["max"] == 2
 
 
+@pytest.mark.slow
 def test_num_workers_bounds_process_concurrency():
     ex = LocalDaskExecutor("processes", num_workers=2)
     with ex.start():
@@ -125,6 +126,7 @@ def test_num_workers_bounds_process_concurrency():
     assert _max_overlap(intervals) <= 2  # parallelism itself is checked by the chunking test
 
 
+@pytest.mark.slow
 def test_chunking_still_runs_long_tasks_in_parallel():
     ex = LocalDaskExecutor("processes", num_workers=2)
     with ex.start():
@@ -225,6 +227,7 @@ def _emit_then_sleep(emit, key):
     return os.getpid()
 
 
+@pytest.mark.slow
 def test_event_channel_delivers_from_processes_at_once_and_stops_on_close():
     ex = LocalDaskExecutor("processes", num_workers=1)
     events = []

@@ -72,6 +72,7 @@ def _nbval(env_value: str | None, paths: list[Path]) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
+@pytest.mark.notebooks
 @pytest.mark.parametrize(
     "env_value", [None, "local", "threads"], ids=["own-modes", "local", "threads"]
 )

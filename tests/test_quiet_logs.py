@@ -6,6 +6,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test starts clusters in a fresh interpreter
+
 
 def test_swapping_between_a_created_cluster_and_the_users_own_is_quiet():
     # The order of notebook 03: nbexec's LocalCluster, then the user's own LocalCluster, then

@@ -155,6 +155,7 @@ def test_real_cluster_outputs_compare_equal_after_sanitizing():
 
 
 @pytest.mark.slow
+@pytest.mark.notebooks
 def test_strict_nbval_passes_with_the_file_and_fails_without(tmp_path):
     """A notebook printing a fresh scheduler address and a Future: strict nbval, twice."""
     nb = nbformat.v4.new_notebook()

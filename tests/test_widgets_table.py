@@ -157,6 +157,7 @@ def test_show_run_finish_displays_one_summary(kernel):
     assert kernel[0]._repr_mimebundle_()["text/plain"] == "nbexec tasks: none"
 
 
+@pytest.mark.slow
 def test_updates_are_bounded_while_100k_tasks_churn(kernel):
     tracker = Tracker()
     run = TrackerRun(tracker)
