@@ -51,7 +51,7 @@ def _call(future: Any, callback: Callable[[Any], None]) -> None:
 
 def _watch(future: Any, callback: Callable[[Any], None]) -> None:
     """On the client's event loop: call ``callback(future)`` once ``future`` is done."""
-    state = getattr(future, "_state", None)
+    state: Any = getattr(future, "_state", None)
     event = getattr(state, "_event", False)
     if event is None and state.status == "pending":
         state._event = _DoneEvent(future, callback)
