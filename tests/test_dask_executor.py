@@ -6,7 +6,6 @@ import logging
 import os
 import pickle
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -429,61 +428,6 @@ def test_interrupt_on_created_cluster_stops_running_task(local_cluster_executor,
     time.sleep(1.5)
     assert a.cancelled() and not (tmp_path / "a1").exists()
     assert e.wait(e.submit(inc, 1)) == 2
-
-
-# --- reaching a scheduler ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def silent_server():
-    """A TCP server that accepts connections and never answers."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    conns = []
-    stop = threading.Event()
-
-    def accept():
-        srv.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conns.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    yield f"tcp://127.0.0.1:{srv.getsockname()[1]}"
-    stop.set()
-    t.join()
-    for c in conns:
-        c.close()
-    srv.close()
-
-
-@pytest.mark.parametrize("kind", ["refused", "silent"])
-def test_unreachable_address_fails_in_bounded_time(kind, request):
-    address = (
-        f"tcp://127.0.0.1:{free_port()}"
-        if kind == "refused"
-        else request.getfixturevalue("silent_server")
-    )
-    threads = threading.active_count()
-    e = DaskExecutor(address=address, client_kwargs={"timeout": 2})
-    t0 = time.monotonic()
-    with pytest.raises((OSError, TimeoutError)) as info:
-        with e.start():
-            pass
-    assert time.monotonic() - t0 < 2 + 3
-    assert address in str(info.value)
-    assert e.client is None
-    assert wait_for(lambda: threading.active_count() <= threads, timeout=5)
 
 
 # --- nbexec's task code: installed once per process, never shipped with a task --------------------

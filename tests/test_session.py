@@ -1,12 +1,10 @@
-"""The session executor: use/current/stop, reuse, the environment override, unreachable schedulers."""
+"""The session executor: use/current/stop, reuse, the environment override (unreachable schedulers:
+tests/reliability/test_unreachable_scheduler.py)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
@@ -64,59 +62,6 @@ def test_bad_override_is_a_clear_error(monkeypatch):
     monkeypatch.setenv(session.ENV_VAR, "gpu -n 2")
     with pytest.raises(ValueError, match="NBEXEC_EXECUTOR='gpu -n 2' is not a valid executor line"):
         nbexec.use("local")
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _SilentServer:
-    """Accepts TCP connections and never answers."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-
-@pytest.mark.parametrize("kind", ["refused", "silent"])
-def test_unreachable_scheduler_fails_in_bounded_time_and_keeps_the_session(kind):
-    previous = nbexec.use("threads", workers=1)
-    server = _SilentServer() if kind == "silent" else None
-    port = server.port if server else _closed_port()
-    address = f"tcp://127.0.0.1:{port}"
-    t0 = time.monotonic()
-    try:
-        with pytest.raises((OSError, TimeoutError)) as info:
-            nbexec.use("dask", address=address, timeout=2)
-    finally:
-        if server:
-            server.close()
-    assert time.monotonic() - t0 < 2 + 5
-    assert address in str(info.value) or f"127.0.0.1:{port}" in str(info.value)
-    assert nbexec.current() is previous and previous.started
-    with nbexec.run() as run:
-        assert nbexec.submit(abs, -1).result() == 1
-    assert run.executor is previous
 
 
 def test_import_nbexec_is_light():

@@ -94,33 +94,37 @@ def previous() -> Iterator[nbexec.Executor]:
         nbexec.stop()
 
 
-def test_use_fails_in_time_and_keeps_the_session(address, previous):
+def _start(executor: nbexec.Executor) -> None:
+    with executor.start():
+        pass
+
+
+@pytest.mark.parametrize("how", ["use", "executor.start"])
+def test_fails_in_time_names_the_address_and_changes_nothing(address, previous, how):
     mode_before = session.current_mode()
+    threads = threading.active_count()
+    executor = nbexec.executor_for("dask", address=address, timeout=TIMEOUT)
     t0 = time.monotonic()
     with pytest.raises((OSError, TimeoutError)) as info:
-        nbexec.use("dask", address=address, timeout=TIMEOUT)
+        if how == "use":
+            nbexec.use("dask", address=address, timeout=TIMEOUT)
+        else:
+            _start(executor)
     took = time.monotonic() - t0
     assert took < TIMEOUT + MARGIN, f"failed after {took:.2f} s"
     assert address in str(info.value)
+    assert executor.client is None and not executor.started
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= threads, "the failed attempt left threads behind"
     assert nbexec.current() is previous and previous.started
     assert session.current_mode() == mode_before
     with nbexec.run() as run:
         futures = nbexec.map(square, range(5))
     assert run.executor is previous
     assert [f.result() for f in futures] == [0, 1, 4, 9, 16]
-    print(f"\nuse(dask, {address}) failed after {took:.2f} s: {info.value}")
-
-
-def test_executor_start_fails_in_time(address):
-    executor = nbexec.executor_for("dask", address=address, timeout=TIMEOUT)
-    t0 = time.monotonic()
-    with pytest.raises((OSError, TimeoutError)) as info:
-        with executor.start():
-            pass
-    took = time.monotonic() - t0
-    assert took < TIMEOUT + MARGIN, f"failed after {took:.2f} s"
-    assert address in str(info.value)
-    assert executor.client is None and not executor.started
+    print(f"\n{how}(dask, {address}) failed after {took:.2f} s: {info.value}")
 
 
 def test_default_timeout_is_bounded(silent_port):
