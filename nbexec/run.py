@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -19,6 +18,7 @@ from typing import Any
 
 from . import history
 from ._counted_get import CountedGet
+from ._dask_route import route_dask
 from ._runfuture import pool_lane, report_outcome, upstream_reason
 from ._taskcall import (
     MappedTaskCall,
@@ -106,11 +106,8 @@ class Run:
             watch = getattr(self.executor, "watch_workers", None)
             if watch is not None:
                 stack.callback(watch(self._on_workers))
-            if self._track_dask and "dask" in sys.modules:
-                import dask
-
-                self._dask_config = dask.config.set(scheduler=CountedGet(self))
-                self._dask_config.__enter__()
+            if self._track_dask:
+                self._dask_config = route_dask(CountedGet(self))
                 stack.callback(self._leave_dask)
         except BaseException:
             stack.close()
@@ -146,9 +143,9 @@ class Run:
             raise failure from failure.__cause__
 
     def _leave_dask(self) -> None:
-        config, self._dask_config = self._dask_config, None
-        if config is not None:
-            config.__exit__(None, None, None)
+        leave, self._dask_config = self._dask_config, None
+        if leave is not None:
+            leave()
 
     def detach(self) -> None:
         """Let the run go on without this thread: calls here no longer submit to it, and dask

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from .options import LineError, format_line, parse_line
 __all__ = ["use", "current", "stop", "ensure", "override", "status", "SessionStatus", "ENV_VAR"]
 
 ENV_VAR = "NBEXEC_EXECUTOR"
+# Options that still fit a Client the user made (anything else configures another cluster).
+_CLIENT_OPTIONS = ()
 
 
 @dataclass
@@ -54,6 +57,8 @@ class SessionStatus:
                 lines.append(f"threads: {info.threads}")
             if info.memory:
                 lines.append(f"memory: {info.memory / 2**30:.1f} GiB")
+            if info.extra.get("client") == "user":
+                lines.append("client: yours (the default Client; nbexec never closes it)")
             if info.address:
                 lines.append(f"scheduler: {info.address}")
             if info.dashboard_link:
@@ -120,6 +125,10 @@ def _install(executor: Executor, mode: str | None, options: dict[str, Any]) -> E
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(executor.start())
+        # A Dask session executor is dask's default scheduler for plain cells, as Client() is.
+        as_default = getattr(executor, "as_dask_default", None)
+        if as_default is not None:
+            stack.enter_context(as_default())
     except BaseException:
         stack.close()
         raise
@@ -127,6 +136,37 @@ def _install(executor: Executor, mode: str | None, options: dict[str, Any]) -> E
     if previous is not None:
         previous.stack.close()
     return executor
+
+
+def _user_client() -> Any:
+    """The ``distributed.Client`` the user made and made the default, if one is open."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed.client import _get_global_client
+
+    client = _get_global_client()
+    if client is None or getattr(client, "status", None) not in ("running", "newly-created"):
+        return None
+    active = _active
+    if active is not None and getattr(active.executor, "client", None) is client:
+        # nbexec's own session client is the default too; the user's is only the one it wraps
+        return client if getattr(active.executor, "user_client", False) else None
+    return client
+
+
+def _on_user_client(mode: str, options: dict[str, Any]) -> Executor | None:
+    """``dask`` without cluster options while the user has a default Client: run on it."""
+    if mode != "dask" or any(name not in _CLIENT_OPTIONS for name in options):
+        return None
+    client = _user_client()
+    if client is None:
+        return None
+    active = _active
+    if active is not None and getattr(active.executor, "client", None) is client:
+        return active.executor
+    from .executors.dask import DaskExecutor
+
+    return _install(DaskExecutor(client=client), "dask", {})
 
 
 def use(executor_or_mode: Executor | str = "local", **options: Any) -> Executor:
@@ -145,7 +185,9 @@ def use(executor_or_mode: Executor | str = "local", **options: Any) -> Executor:
                 f"use() takes a mode name or an Executor, got {type(executor_or_mode).__name__}"
             )
         mode, options = _effective(executor_or_mode, options)
-        return _install(executor_for(mode, **options), mode, options)
+        return _on_user_client(mode, options) or _install(
+            executor_for(mode, **options), mode, options
+        )
 
 
 def ensure(mode: str | None = None, **options: Any) -> Executor:
@@ -169,6 +211,9 @@ def ensure(mode: str | None = None, **options: Any) -> Executor:
                 mode = "local"
         else:
             validate(mode, options)
+        on_user_client = _on_user_client(mode, options)
+        if on_user_client is not None:
+            return on_user_client
         if _active is not None and _matches(_active, mode, options):
             return _active.executor
         return _install(executor_for(mode, **options), mode, dict(options))

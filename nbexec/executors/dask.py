@@ -72,8 +72,12 @@ class DaskExecutor(Executor):
         disable_cancellation_event: bool = False,
         *,
         scale: int | None = None,
+        client: distributed.Client | None = None,
     ) -> None:
         super().__init__()
+        if client is not None:
+            _check_user_client(client, address, cluster_class, cluster_kwargs, adapt_kwargs, scale)
+            cluster_class = cluster_kwargs = adapt_kwargs = None
         if address is not None and not isinstance(address, str):
             raise TypeError(f"address must be a str or None, not {type(address).__name__}")
         cluster_kwargs = _check_mapping("cluster_kwargs", cluster_kwargs)
@@ -105,6 +109,8 @@ class DaskExecutor(Executor):
                     "`scale` has no effect with `address`: nbexec does not "
                     "manage an existing cluster"
                 )
+        elif client is not None:
+            pass
         else:
             if cluster_class is None:
                 cluster_class = LocalCluster
@@ -142,6 +148,7 @@ class DaskExecutor(Executor):
         self.watch_worker_status = watch_worker_status
         self.disable_cancellation_event = disable_cancellation_event
         self.scale = scale
+        self._user_client = client
         self._reset_runtime()
 
     # --- state --------------------------------------------------------------------------------
@@ -167,6 +174,10 @@ class DaskExecutor(Executor):
                      "_workers", "_watching", "_done", "_info", "_info_version",
                      "_link"):  # fmt: skip
             state.pop(name, None)
+        state["_user_client"] = None
+        user = getattr(self, "_user_client", None)
+        if user is not None:  # a copy connects to the same scheduler
+            state["address"] = _scheduler_address(user)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -192,7 +203,9 @@ class DaskExecutor(Executor):
             raise RuntimeError("This DaskExecutor is already started")
         _quiet_stderr_logs()
         with ExitStack() as stack:
-            if self.address is not None:
+            if self._user_client is not None:
+                client = _usable(self._user_client)  # the user's: never closed by nbexec
+            elif self.address is not None:
                 client = self._connect(stack)
             else:
                 client = self._create(stack)
@@ -491,6 +504,7 @@ class DaskExecutor(Executor):
             memory=sum(w.get("memory_limit") or 0 for w in workers.values()),
             dashboard_link=self._dashboard_link(client),
             address=info.get("address") or client.scheduler.address,
+            extra={"client": "user"} if self._user_client is not None else {},
         )
 
     def _scheduler_info(self, client: distributed.Client) -> dict:
@@ -518,6 +532,61 @@ class DaskExecutor(Executor):
             self._link = (key, link)
         return link
 
+    # --- dask collections (nbexec extensions) -----------------------------------------------
+
+    #: ``dask_get(..., sync=False)`` returns futures whose data stays on the workers.
+    dask_keeps_results = True
+
+    def dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """A dask scheduler ``get`` on this executor's client (``sync=False``: futures)."""
+        return self._require_client().get(dsk, keys, **kwargs)
+
+    def dask_task_states(self, keys: list) -> dict:
+        """The scheduler's state of each of ``keys`` it still knows ("erred" only where the error
+        arose; its dependents are "erred-upstream")."""
+
+        def states(dask_scheduler: Any, keys: list) -> dict:
+            out = {}
+            for key in keys:
+                ts = dask_scheduler.tasks.get(key)
+                if ts is None:
+                    continue
+                state = ts.state
+                if state == "erred" and ts.exception_blame is not ts:
+                    state = "erred-upstream"
+                out[key] = state
+            return out
+
+        try:
+            return self._require_client().run_on_scheduler(states, keys=keys)
+        except Exception as exc:  # noqa: BLE001 - the table then shows them as not run
+            self.logger.debug("Could not read task states: %r", exc)
+            return {}
+
+    @contextmanager
+    def as_dask_default(self) -> Iterator[None]:
+        """Make this executor's client dask's default, as ``Client()`` does, until the block ends.
+
+        A client the user made is the default already and stays so.
+        """
+        from distributed.client import _del_global_client, _get_global_client, _set_global_client
+
+        client = self._require_client()
+        if _get_global_client() is client:
+            yield
+            return
+        _set_global_client(client)
+        try:
+            with dask.config.set(scheduler="dask.distributed"):
+                yield
+        finally:
+            _del_global_client(client)
+
+    @property
+    def user_client(self) -> bool:
+        """Whether this executor runs on a Client the user made (which nbexec never closes)."""
+        return self._user_client is not None
+
     @property
     def performance_report(self) -> str:
         """The performance report's HTML ("" with a logged warning when there is none)."""
@@ -532,3 +601,39 @@ class DaskExecutor(Executor):
         except OSError:
             self.logger.exception("Failed to read the performance report")
             return ""
+
+
+def _check_user_client(
+    client: Any,
+    address: Any,
+    cluster_class: Any,
+    cluster_kwargs: Any,
+    adapt_kwargs: Any,
+    scale: Any,
+) -> None:
+    if not isinstance(client, distributed.Client):
+        raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
+    given = [name for name, value in (("address", address), ("cluster_class", cluster_class),
+             ("cluster_kwargs", cluster_kwargs), ("adapt_kwargs", adapt_kwargs),
+             ("scale", scale)) if value is not None]  # fmt: skip
+    if given:
+        raise ValueError(
+            f"`client` runs on the cluster of a Client you made; {', '.join(given)} would "
+            "configure another cluster"
+        )
+
+
+def _scheduler_address(client: Any) -> str | None:
+    try:
+        return client.scheduler.address
+    except Exception:  # noqa: BLE001 - a closed client
+        return None
+
+
+def _usable(client: distributed.Client) -> distributed.Client:
+    if client.status not in ("running", "newly-created"):
+        raise RuntimeError(
+            f"the Client you made (scheduler {_scheduler_address(client)!r}) is {client.status}; "
+            "create it again, or run `%executor dask` with options to let nbexec start a cluster"
+        )
+    return client
