@@ -498,14 +498,16 @@ class DaskExecutor(Executor):
         busy = busy_report(self)  # a round trip only after an interrupt left busy threads
         return ExecutorInfo(
             mode="dask",
-            extra={"busy": busy} if busy else {},
+            extra={**({"busy": busy} if busy else {}), **self._client_extra()},
             workers=len(workers),
             threads=sum(w.get("nthreads", 0) for w in workers.values()),
             memory=sum(w.get("memory_limit") or 0 for w in workers.values()),
             dashboard_link=self._dashboard_link(client),
             address=info.get("address") or client.scheduler.address,
-            extra={"client": "user"} if self._user_client is not None else {},
         )
+
+    def _client_extra(self) -> dict:
+        return {"client": "user"} if self._user_client is not None else {}
 
     def _scheduler_info(self, client: distributed.Client) -> dict:
         """``client.scheduler_info`` of every worker; while worker events are watched, fetched
