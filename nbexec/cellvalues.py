@@ -108,4 +108,5 @@ def resolve(obj: Any, _seen: set | None = None) -> Any:
         return obj
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
         return type(obj)(*items)
-    return type(obj)(items)
+    rebuild: Any = type(obj)  # a list, dict or other container type, never a TaskFuture
+    return rebuild(items)

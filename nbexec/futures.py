@@ -253,7 +253,7 @@ class TaskFuture:
                 waiter = loop.create_future()
 
                 def wake(_: Any) -> None:
-                    loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+                    loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))  # type: ignore[func-returns-value]
 
                 efut.add_done_callback(wake)
                 yield from waiter.__await__()

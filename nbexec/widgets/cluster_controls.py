@@ -46,7 +46,7 @@ def preview_text(mode: str, options: dict[str, Any], form: ClusterForm | None) -
         return f"from distributed import Client\n\nclient = Client({options['address']!r}{timeout})"
     if form is None:
         raise ValueError(f"cluster_class: cannot build {options.get('cluster_class')!r}")
-    kwargs = {k: options[k] for k in ("threads_per_worker", "processes", "memory_limit")
+    kwargs: dict[str, Any] = {k: options[k] for k in ("threads_per_worker", "processes", "memory_limit")
               if k in options}  # fmt: skip
     kwargs.update(options.get("cluster_kwargs") or {})
     return form.spec.preview(kwargs, options.get("workers"), options.get("adapt"))
