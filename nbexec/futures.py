@@ -70,6 +70,25 @@ def _user_traceback(exc: BaseException) -> BaseException:
 _NO_VALUE: Any = object()
 
 
+def drop_internal_frames(exc: BaseException) -> BaseException:
+    """Unlink the frames of nbexec and executor internals from ``exc``'s traceback, wherever they
+    are (the cell's frames and the user's functions stay, the last frame always)."""
+    internals = (_PACKAGE_DIR, *_LIBRARY_DIRS)
+    kept = []
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if tb.tb_next is None or not any(part in filename for part in internals):
+            kept.append(tb)
+        tb = tb.tb_next
+    for a, b in zip(kept, kept[1:]):
+        a.tb_next = b
+    if kept:
+        kept[-1].tb_next = None
+        exc.__traceback__ = kept[0]
+    return exc
+
+
 class TaskFuture:
     """The future of one task in a run.
 
@@ -132,6 +151,8 @@ class TaskFuture:
                 exc, TimeoutError
             ):  # the task succeeded where it ran, but its value cannot come back (e.g. unpicklable)
                 raise TaskFailed(self.name, self.key, exc) from exc
+            if not isinstance(exc, TimeoutError):  # the task's own error: its frames first
+                raise _user_traceback(exc.with_traceback(exc.__traceback__.tb_next)) from None
             raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:

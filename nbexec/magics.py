@@ -27,7 +27,7 @@ from .cellrewrite import loaded_names, rewrite
 from .cellvalues import CALL_NAME, VALUE_NAME, call
 from .cellvalues import value as value_of
 from .executors.base import iter_leaves
-from .futures import TaskFailed, TaskFuture
+from .futures import TaskFailed, TaskFuture, drop_internal_frames
 from .modes import validate
 from .options import COMMANDS, DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
 from .run import Run
@@ -267,6 +267,7 @@ class ExecutorMagics(Magics):
                 raise exc.with_traceback(
                     getattr(exc.__cause__, "__traceback__", None)
                 ) from exc.__cause__
+            drop_internal_frames(exc)  # the cell's lines, then the user's functions
             raise
         finally:
             view.finish()

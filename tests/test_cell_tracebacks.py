@@ -1,0 +1,81 @@
+"""Tracebacks under ``%%executor`` read as without the magic: the cell's line, then the task's own
+line, with no nbexec, dask or distributed frames, in every mode."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from nbexec import session
+
+MODES = {
+    "local": "local",
+    "sync": "sync",
+    "threads": "threads -n 2",
+    "processes": "processes -n 2",
+    "dask": "dask --no-processes -n 1 --threads-per-worker 2",
+}
+
+SETUP = """import nbexec
+
+@nbexec.task
+def boom(x):
+    y = x + 1
+    raise ValueError(f"bad {y}")
+"""
+
+INTERNAL = re.compile(r"File [^\n]*(nbexec/|_nbexec_remote|distributed/|dask/|concurrent/)")
+
+
+@pytest.fixture(scope="module")
+def shell():
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("colors", "nocolor")
+    sh.run_line_magic("load_ext", "nbexec")
+    assert sh.run_cell(SETUP).success
+    yield sh
+    session.stop()
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "local",
+        "sync",
+        "threads",
+        pytest.param("processes", marks=pytest.mark.slow),
+        pytest.param("dask", marks=pytest.mark.slow),
+    ],
+)
+def test_a_used_failed_value_points_at_the_cell_line_and_the_task_line(shell, capsys, mode):
+    try:
+        capsys.readouterr()
+        result = shell.run_cell(
+            f"%%executor {MODES[mode]} --no-table\na = 1\nb = boom(a)\nc = b + 2\n"
+        )
+        text = capsys.readouterr().out
+    finally:
+        session.stop()
+    assert isinstance(result.error_in_exec, ValueError), text
+    assert re.search(r"Cell In\[\d+\], line 3\n.*\n.*\n----> 3 c = b \+ 2", text), text
+    assert re.search(r"Cell In\[\d+\], line 6, in boom", text), text
+    assert "----> 6     raise ValueError" in text, text
+    assert not INTERNAL.search(text), text
+    assert text.count("in boom") == 1, text  # no duplicated frame
+
+
+@pytest.mark.parametrize(
+    "mode", ["local", "threads", pytest.param("processes", marks=pytest.mark.slow)]
+)
+def test_a_failed_task_points_at_the_task_line(shell, capsys, mode):
+    try:
+        capsys.readouterr()
+        result = shell.run_cell(f"%%executor {MODES[mode]} --no-table\na = 1\nb = boom(a)\n")
+        text = capsys.readouterr().out
+    finally:
+        session.stop()
+    assert result.error_in_exec is not None, text
+    assert "----> 6     raise ValueError" in text, text
+    assert not INTERNAL.search(text), text
