@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, overload
 
 from ._taskcall import in_task_body, task_body
+from .executors._tags import parse_resources
 from .futures import TaskFuture
 from .run import _name_of, current_run
 
@@ -32,19 +33,7 @@ def _check_tags(tags: Any) -> tuple[str, ...]:
     for tag in tags:
         if not isinstance(tag, str):
             raise TypeError(f"every tag must be a string, got {tag!r}")
-        if tag.lower().startswith("dask-resource"):
-            _, sep, value = tag.partition("=")
-            resource = tag.split("=")[0].split(":")
-            if not sep or len(resource) < 2 or not resource[1]:
-                raise ValueError(
-                    f"malformed resource tag {tag!r}; expected 'dask-resource:NAME=AMOUNT'"
-                )
-            try:
-                float(value)
-            except ValueError:
-                raise ValueError(
-                    f"malformed resource tag {tag!r}: {value!r} is not a number"
-                ) from None
+    parse_resources(tags)  # a malformed resource tag fails here, when the task is defined
     return tags
 
 

@@ -6,7 +6,6 @@ import hashlib
 import importlib
 import logging
 import pickle
-from collections.abc import Iterable
 from typing import Any
 
 import dask
@@ -15,6 +14,7 @@ from distributed.deploy import Cluster
 
 from .._taskcall import _nbexec_remote as rt
 from . import _dask_remote as remote
+from ._tags import parse_resources  # noqa: F401 - re-exported for the Dask executor
 
 _DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bokeh": "error"}
 
@@ -75,23 +75,6 @@ def import_cluster_class(name: str) -> type:
             "'dask_jobqueue.SLURMCluster' (the Python API also accepts any callable)"
         )
     return obj
-
-
-def parse_resources(tags: Iterable[str] | None) -> dict[str, float]:
-    """Dask worker resources from tags ``dask-resource:KEY=NUM`` (prefix case-insensitive)."""
-    resources: dict[str, float] = {}
-    for tag in tags or ():
-        if not isinstance(tag, str) or not tag.lower().startswith("dask-resource"):
-            continue
-        prefix, sep, value = tag.partition("=")
-        parts = prefix.split(":")
-        if not sep or len(parts) < 2 or not parts[1]:
-            raise ValueError(f"Malformed resource tag {tag!r}: expected 'dask-resource:KEY=NUM'")
-        try:
-            resources[parts[1]] = float(value)
-        except ValueError:
-            raise ValueError(f"Malformed resource tag {tag!r}: {value!r} is not a number") from None
-    return resources
 
 
 def _check_mapping(name: str, value: Any) -> dict | None:

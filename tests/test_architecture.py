@@ -1,0 +1,34 @@
+"""Structure the rest of the code relies on: reachable submodules, one parser per syntax."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import nbexec
+from nbexec.executors import _tags
+
+
+def test_run_function_and_run_submodule_are_both_reachable():
+    # ``nbexec.run`` is the public function; the module of the same name stays importable.
+    assert callable(nbexec.run) and not isinstance(nbexec.run, type(importlib))
+    module = importlib.import_module("nbexec.run")
+    assert module.__name__ == "nbexec.run" and hasattr(module, "Run")
+
+
+def test_one_resource_tag_parser_for_tasks_and_the_dask_executor():
+    from nbexec.executors.dask import parse_resources
+
+    assert parse_resources is _tags.parse_resources
+    assert parse_resources(["other", "DASK-RESOURCE:GPU=2"]) == {"GPU": 2.0}
+    for tag, why in [
+        ("dask-resource:GPU", "expected 'dask-resource:NAME=AMOUNT'"),
+        ("dask-resource:GPU=x", "'x' is not a number"),
+    ]:
+        message = f"malformed resource tag {tag!r}: {why}"
+        with pytest.raises(ValueError) as at_definition:
+            nbexec.task(tags=[tag])(abs)
+        with pytest.raises(ValueError) as at_submission:
+            parse_resources([tag])
+        assert str(at_definition.value) == str(at_submission.value) == message
