@@ -152,7 +152,7 @@ class TaskFuture:
             ):  # the task succeeded where it ran, but its value cannot come back (e.g. unpicklable)
                 raise TaskFailed(self.name, self.key, exc) from exc
             if not isinstance(exc, TimeoutError):  # the task's own error: its frames first
-                raise _user_traceback(exc.with_traceback(exc.__traceback__.tb_next)) from None
+                raise _user_traceback(exc.with_traceback(exc.__traceback__.tb_next)) from None  # type: ignore[union-attr]
             raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
