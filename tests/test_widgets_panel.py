@@ -256,3 +256,17 @@ def test_copy_button_copies_the_line():
     panel.mode.value = "processes"
     assert panel.copy_button.text == "%executor processes"
     assert "navigator.clipboard.writeText" in panel.copy_button._esm
+
+
+def test_open_panels_follow_the_session_after_each_cell():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    panel = ExecutorPanel()
+    assert panel.mode.value == "local"
+    assert shell.run_cell("import nbexec\nnbexec.use('threads', workers=3)").success
+    assert panel.mode.value == "threads" and panel.workers.value == "3"
+    assert panel.magic == "%executor threads --workers 3"
+    assert "executor: threads --workers 3" in panel.status.value
+    assert shell.run_cell("nbexec.stop()").success
+    assert "executor: none" in panel.status.value

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import html
 import json
+import sys
+import weakref
 from typing import Any
 
 from .. import session
@@ -118,6 +120,8 @@ class ExecutorPanel:
         self._own["cluster_class"].observe(self._on_class, names="value")
         self.magic_text.observe(self._keep_magic, names="value")
         live.on_last_run(self._on_last_run)
+        self._seen = self._session_key()
+        self._follow_cells()
         self._update()
         self.refresh()
 
@@ -375,6 +379,7 @@ class ExecutorPanel:
             self.apply_button.disabled = self.stop_button.disabled = False
             self.refresh_status()
         self.message.value = ""
+        self._seen = self._session_key()
         return executor
 
     def stop(self) -> None:
@@ -395,6 +400,44 @@ class ExecutorPanel:
     def adapt(self, minimum: int, maximum: int) -> None:
         """Make the running cluster adaptive between ``minimum`` and ``maximum`` workers."""
         self.controls.adapt(minimum, maximum)
+
+    # --- following the session --------------------------------------------------------------
+
+    @staticmethod
+    def _session_key() -> str:
+        mode, options = session.current_mode()
+        return repr((mode, sorted(options.items())))
+
+    def _follow_cells(self) -> None:
+        """Follow the session after every cell, whoever changed it (IPython's post_run_cell)."""
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+        if shell is None:
+            return
+        ref = weakref.ref(self)  # a panel nobody holds is not kept alive by the hook
+
+        def follow(*_: Any) -> None:
+            panel = ref()
+            if panel is None:
+                shell.events.unregister("post_run_cell", follow)
+            else:
+                panel.follow_session()
+
+        shell.events.register("post_run_cell", follow)
+
+    def follow_session(self) -> None:
+        """Show the session's executor: the form is reloaded when the session changed."""
+        key = self._session_key()
+        if key != self._seen:
+            self._seen = key
+            mode, options = session.current_mode()
+            for name, field in self._own.items():
+                field.value = cluster_spec.LOCAL_CLUSTER if name == "cluster_class" else ""
+            self._forms, self._form, self._form_name = {}, None, None
+            self.mode.value = mode if mode in MODES else "local"
+            self._load(options)
+            self._update()
+        self.refresh_status()
 
     # --- status and last run -------------------------------------------------------------------
 
