@@ -212,6 +212,7 @@ class DaskExecutor(Executor):
             self.client = client
             self._token = uuid.uuid4().hex
             self._done = DoneWatch(client)
+            early = True
             try:
                 _install_remote_module(client)
                 path = self.performance_report_path
@@ -223,10 +224,12 @@ class DaskExecutor(Executor):
                 ):
                     client.subscribe_topic("all", self._on_scheduler_event)
                     self._watching = True
+                early = True
                 yield
+                early = False  # left normally: running tasks are waited for, as in Prefect
             finally:
                 try:
-                    self._stop_work(client)
+                    self._stop_work(client, early)
                 finally:
                     self._reset_runtime()
 
@@ -277,9 +280,10 @@ class DaskExecutor(Executor):
         stack.enter_context(client)
         return client
 
-    def _stop_work(self, client: distributed.Client) -> None:
-        """Exit semantics: pending work never starts; running work is stopped or waited for."""
-        created = self._cluster is not None
+    def _stop_work(self, client: distributed.Client, early: bool = True) -> None:
+        """Exit semantics: pending work never starts; running work is stopped (a cluster nbexec
+        created, left by an exception) or waited for."""
+        created = self._cluster is not None and early
         token = self._token
         try:
             client.unsubscribe_topic("all")
