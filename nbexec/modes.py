@@ -189,11 +189,9 @@ def _check_memory(value: Any) -> None:
 
 
 def _is_local_cluster(cls: Any) -> bool:
-    try:
-        from distributed import LocalCluster
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return False
-    return isinstance(cls, type) and issubclass(cls, LocalCluster)
+    from .executors._dask_support import is_local_cluster
+
+    return is_local_cluster(cls)
 
 
 def _check_cluster_class_options(cls: Any, options: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import dask
 import distributed
-from distributed.deploy import Cluster
+from distributed.deploy import Cluster, LocalCluster
 
 from .._taskcall import _nbexec_remote as rt
 from . import _dask_remote as remote
@@ -75,6 +75,11 @@ def import_cluster_class(name: str) -> type:
             "'dask_jobqueue.SLURMCluster' (the Python API also accepts any callable)"
         )
     return obj
+
+
+def is_local_cluster(cls: Any) -> bool:
+    """True for distributed's ``LocalCluster`` and its subclasses: the clusters nbexec sizes itself."""
+    return isinstance(cls, type) and issubclass(cls, LocalCluster)
 
 
 def _check_mapping(name: str, value: Any) -> dict | None:

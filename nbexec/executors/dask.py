@@ -38,6 +38,7 @@ from ._dask_support import (
     _quiet_stderr_logs,
     _raise_if_unpicklable,
     import_cluster_class,
+    is_local_cluster,
     parse_resources,
 )
 from .base import EventCallback, EventChannel, Executor, ExecutorInfo, make_task_key
@@ -121,7 +122,7 @@ class DaskExecutor(Executor):
                     f"cluster_class must be a dotted name, a class or a callable, not {cluster_class!r}"
                 )
             cluster_kwargs = cluster_kwargs or {}
-            is_local = isinstance(cluster_class, type) and issubclass(cluster_class, LocalCluster)
+            is_local = is_local_cluster(cluster_class)
             if is_local:
                 level = logging.CRITICAL if not debug else logging.WARNING
                 cluster_kwargs.setdefault("silence_logs", level)
@@ -255,11 +256,7 @@ class DaskExecutor(Executor):
         cls = self.cluster_class
         self.logger.info("Creating a new Dask cluster with `%s`...", _qualname(cls))
         kwargs = dict(self.cluster_kwargs)
-        if (
-            isinstance(cls, type)
-            and issubclass(cls, LocalCluster)
-            and kwargs.get("processes", True)
-        ):
+        if is_local_cluster(cls) and kwargs.get("processes", True):
             preload = kwargs.get("preload", dask.config.get("distributed.worker.preload", []))
             preload = [preload] if isinstance(preload, str) else list(preload or [])
             kwargs["preload"] = [*preload, remote.__file__]

@@ -231,9 +231,9 @@ class ClusterSpec:
 
     @property
     def is_local(self) -> bool:
-        from distributed import LocalCluster
+        from ..executors._dask_support import is_local_cluster
 
-        return issubclass(self.cls, LocalCluster)
+        return is_local_cluster(self.cls)
 
     def field(self, name: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.name == name), None)
