@@ -147,6 +147,13 @@ class TaskFuture:
         except CancelledError:
             raise CancelledError(self._cancel_reason()) from None
         except Exception as exc:
+            if not getattr(run.executor, "started", True) and self.state == "success":
+                raise RuntimeError(
+                    f"task {self.name!r} succeeded, but its result stayed with the "
+                    f"{run.tracker.info.get('mode', '')} executor, which has been stopped or "
+                    "switched since; use the value in the cell that ran the task (names bound "
+                    "there hold their results) or run the task again"
+                ) from None
             if getattr(self._efut, "status", None) == "finished" and not isinstance(
                 exc, TimeoutError
             ):  # the task succeeded where it ran, but its value cannot come back (e.g. unpicklable)

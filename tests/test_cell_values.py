@@ -264,3 +264,17 @@ def test_independent_tasks_then_sum_run_in_parallel(shell):
     assert shell.user_ns["total"] == 6
     serial = 4 * 0.4
     assert elapsed < serial * 0.7, f"{elapsed:.2f}s for 4 tasks of 0.4s: not parallel"
+
+
+@pytest.mark.slow
+def test_futures_outliving_a_stopped_dask_executor(shell):
+    try:
+        _run(shell, "box = Box()")
+        dask = MODES["dask"]
+        _run(shell, f"%%executor {dask}\nbox.kept = inc(1)\nbox.used = inc(5)\nbox.used + 0")
+        _run(shell, "%executor threads")
+        assert _run(shell, "box.used + 1") == 7  # a value used in its cell stays in the kernel
+        with pytest.raises(RuntimeError, match="executor, which has been stopped or switched"):
+            _run(shell, "box.kept + 1")
+    finally:
+        session.stop()
