@@ -180,7 +180,7 @@ class Run:
 
     # --- submission ----------------------------------------------------------------------------
 
-    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> TaskFuture:
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> TaskFuture:
         """Submit ``fn(*args, **kwargs)``; TaskFutures anywhere in the arguments are dependencies."""
         if not callable(fn):
             raise TypeError(f"submit() needs a callable, got {type(fn).__name__}")

@@ -133,7 +133,7 @@ def _require_run(what: str):
     return run
 
 
-def submit(fn: Callable, *args: Any, **kwargs: Any) -> TaskFuture | Any:
+def submit(fn: Callable, /, *args: Any, **kwargs: Any) -> TaskFuture | Any:
     """Submit ``fn(*args, **kwargs)`` to the current run (a plain call inside a running task)."""
     if in_task_body():
         return fn(*args, **kwargs)

@@ -32,3 +32,17 @@ def test_one_resource_tag_parser_for_tasks_and_the_dask_executor():
         with pytest.raises(ValueError) as at_submission:
             parse_resources([tag])
         assert str(at_definition.value) == str(at_submission.value) == message
+
+
+def _echo(fn, **kwargs):
+    return fn, kwargs
+
+
+@pytest.mark.parametrize("mode", ["local", "threads", "sync"])
+def test_fn_is_positional_only_so_tasks_may_take_fn_and_extra_keywords(mode):
+    executor = nbexec.executor_for(mode)
+    with executor.start():
+        assert executor.wait(executor.submit(_echo, fn=1, self=2)) == (1, {"self": 2})
+        assert executor.submit_future(_echo, fn=3).result(timeout=30) == (3, {})
+        with nbexec.run(executor):
+            assert nbexec.submit(_echo, fn=4).result() == (4, {})

@@ -147,7 +147,7 @@ class Executor:
         yield
 
     def submit(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> Any:
         """Submit ``fn(*args, **kwargs)``; futures of this executor inside ``args`` are dependencies."""
         raise NotImplementedError()
@@ -164,7 +164,7 @@ class Executor:
         return True
 
     def submit_future(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> Any:
         """Like ``submit`` but always returns a future with the ``concurrent.futures.Future`` API.
 

@@ -316,7 +316,7 @@ class DaskExecutor(Executor):
     # --- work ---------------------------------------------------------------------------------
 
     def submit(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> Any:
         """Submit ``fn(*args, **kwargs)``; returns a ``distributed.Future``."""
         client = self._require_client()
@@ -342,7 +342,7 @@ class DaskExecutor(Executor):
         return future
 
     def submit_future(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> Any:
         """Same as ``submit``: a ``distributed.Future`` has the ``concurrent.futures`` API."""
         return self.submit(fn, *args, extra_context=extra_context, **kwargs)

@@ -16,7 +16,7 @@ class LocalExecutor(Executor):
     mode = "local"
 
     def submit(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> Any:
         """Call ``fn(*args, **kwargs)`` now and return its value; ``extra_context`` is ignored."""
         return fn(*args, **kwargs)

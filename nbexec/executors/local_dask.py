@@ -215,13 +215,13 @@ class LocalDaskExecutor(Executor):
     # --- submission ------------------------------------------------------------------------
 
     def submit(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> LocalDaskFuture:
         """Run ``fn(*args, **kwargs)`` once this executor's futures inside the arguments are done."""
         return self.submit_future(fn, *args, extra_context=extra_context, **kwargs)
 
     def submit_future(
-        self, fn: Callable, *args: Any, extra_context: dict | None = None, **kwargs: Any
+        self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> LocalDaskFuture:
         """Same as ``submit``: a ``concurrent.futures.Future`` subclass with a ``key``."""
         if not self._started:
