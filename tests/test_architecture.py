@@ -46,3 +46,13 @@ def test_fn_is_positional_only_so_tasks_may_take_fn_and_extra_keywords(mode):
         assert executor.submit_future(_echo, fn=3).result(timeout=30) == (3, {})
         with nbexec.run(executor):
             assert nbexec.submit(_echo, fn=4).result() == (4, {})
+
+
+@pytest.mark.parametrize("mode", ["threads", "dask"])
+def test_not_started_is_a_runtime_error_and_still_prefects_value_error(mode):
+    from nbexec.executors.base import NotStartedError
+
+    executor = nbexec.executor_for(mode)
+    with pytest.raises(NotStartedError, match="not been started") as info:
+        executor.submit(abs, -1)
+    assert isinstance(info.value, RuntimeError) and isinstance(info.value, ValueError)

@@ -24,7 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Executor", "EventChannel", "ExecutorInfo", "make_task_key", "map_structure"]
+__all__ = [
+    "Executor", "EventChannel", "ExecutorInfo", "NotStartedError", "make_task_key", "map_structure",
+]  # fmt: skip
+
+
+class NotStartedError(RuntimeError, ValueError):
+    """The executor is used outside ``start()``: a RuntimeError, as the standard library raises for
+    lifecycle errors, and a ValueError, which is what Prefect 1's executors raised."""
+
 
 EventCallback = Callable[[str, str, dict], None]
 

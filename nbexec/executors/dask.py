@@ -41,7 +41,14 @@ from ._dask_support import (
     is_local_cluster,
     parse_resources,
 )
-from .base import EventCallback, EventChannel, Executor, ExecutorInfo, make_task_key
+from .base import (
+    EventCallback,
+    EventChannel,
+    Executor,
+    ExecutorInfo,
+    NotStartedError,
+    make_task_key,
+)
 
 # The installer plugins travel by value; what they install (``_nbexec_remote``) is shipped once.
 cloudpickle.register_pickle_by_value(remote)
@@ -192,7 +199,7 @@ class DaskExecutor(Executor):
     def _require_client(self) -> distributed.Client:
         client = self.client
         if client is None:
-            raise ValueError(_NOT_STARTED)
+            raise NotStartedError(_NOT_STARTED)
         return client
 
     # --- lifecycle ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .base import (
     EventChannel,
     Executor,
     ExecutorInfo,
+    NotStartedError,
     make_task_key,
     map_structure,
     unique_token,
@@ -225,7 +226,7 @@ class LocalDaskExecutor(Executor):
     ) -> LocalDaskFuture:
         """Same as ``submit``: a ``concurrent.futures.Future`` subclass with a ``key``."""
         if not self._started:
-            raise ValueError(_NOT_STARTED)
+            raise NotStartedError(_NOT_STARTED)
         name = getattr(fn, "__name__", None) or type(fn).__name__
         future = LocalDaskFuture(
             self, name, make_task_key(extra_context) if extra_context else None
@@ -251,7 +252,7 @@ class LocalDaskExecutor(Executor):
         ``args`` and ``kwargs``, and a failed or cancelled one fails or cancels ``future``.
         """
         if not self._started:
-            raise ValueError(_NOT_STARTED)
+            raise NotStartedError(_NOT_STARTED)
         self._dispatch(future, fn, args, kwargs, deps)
 
     def _dispatch(self, future: Any, fn: Callable, args: tuple, kwargs: dict, deps: Any) -> None:
@@ -417,7 +418,7 @@ class LocalDaskExecutor(Executor):
         while started; accepts dask's ``callbacks=`` and other ``get_async`` keywords.
         """
         if not self._started:
-            raise ValueError(_NOT_STARTED)
+            raise NotStartedError(_NOT_STARTED)
         import dask
 
         with self._config():
