@@ -116,13 +116,13 @@ def _retry_specs(run: Run) -> dict[int, tuple]:
         return {}
     bad = {i for i, s in enumerate(states) if s in _RETRYABLE}
     specs: dict[int, tuple] = {}
-    for item in run._specs:
+    for item in run._specs:  # (id or ids, fn, name, args or items, kwargs, *options)
         ids = item[0]
         if isinstance(ids, int):
             if ids in bad:
-                specs[ids] = item[1:]
+                specs[ids] = (*item[1:5], item[5:])
         else:  # a map: one entry for all its tasks
-            _ids, fn, name, items, options = item
+            fn, name, items, options = item[1], item[2], item[3], item[5:]
             for task_id, args in zip(ids, items):
                 if task_id in bad:
                     specs[task_id] = (fn, name, args, {}, options)

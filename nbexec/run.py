@@ -85,6 +85,7 @@ class Run:
         self._retry_source: dict[int, tuple] | None = None  # a retry run: what it re-submits
         self._retry_tracker: Tracker | None = None
         self._retried: dict[int, TaskFuture] = {}
+        self._sink = _InlineSink(self.tracker, 0)  # where inline tasks print (one at a time)
 
     # --- context -------------------------------------------------------------------------------
 
@@ -226,7 +227,7 @@ class Run:
         self._require_active()
         tracker = self.tracker
         ids = [tracker.add(name, "") for _ in items]
-        self._specs.append((ids, fn, name, items, (tags, retries, delay, timeout)))
+        self._specs.append((ids, fn, name, items, {}, tags, retries, delay, timeout))
         if timeout:
             fn = _Timed(fn, timeout)
         call = MappedTaskCall(fn, self._emit, retries, delay)
@@ -254,7 +255,7 @@ class Run:
         self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None, timeout=None
     ) -> TaskFuture:
         self._require_active()
-        spec = (fn, name, args, kwargs, (tags, retries, retry_delay, timeout))
+        given = args, kwargs  # before futures become executor futures: what retry() needs
         deps = None
         if _may_hold_futures(args, kwargs):
             found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
@@ -269,19 +270,18 @@ class Run:
                 deps = tuple(found)
                 args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
         tracker = self.tracker
-        if timeout:  # the task wrapper enforces it, wherever the task runs
-            fn = _Timed(fn, timeout)
+        call_fn = _Timed(fn, timeout) if timeout else fn  # enforced wherever the task runs
         if self._inline:
-            future = self._run_inline(fn, name, args, kwargs, deps, retries, retry_delay)
-            self._specs.append((future._id, *spec))
+            future = self._run_inline(call_fn, name, args, kwargs, deps, retries, retry_delay)
+            self._specs.append((future._id, fn, name, *given, tags, retries, retry_delay, timeout))
             return future
         if self._lane is not None:
-            future = self._submit_to_pool(fn, name, args, kwargs, deps, retries, retry_delay)
-            self._specs.append((future._id, *spec))
+            future = self._submit_to_pool(call_fn, name, args, kwargs, deps, retries, retry_delay)
+            self._specs.append((future._id, fn, name, *given, tags, retries, retry_delay, timeout))
             return future
         task_id = tracker.add(name, "")
-        self._specs.append((task_id, *spec))
-        call = TaskCall(fn, task_id, self._emit, retries, retry_delay)
+        self._specs.append((task_id, fn, name, *given, tags, retries, retry_delay, timeout))
+        call = TaskCall(call_fn, task_id, self._emit, retries, retry_delay)
         context = {"task_name": name, "task_index": index, "task_tags": tuple(tags)}
         try:
             efut = self.executor.submit_future(call, *args, extra_context=context, **kwargs)
@@ -313,12 +313,11 @@ class Run:
     def _map_to_pool(self, fn, name, items, retries, delay, timeout=None) -> list[TaskFuture]:
         """``map`` on a LocalDaskExecutor: the tasks are registered at once, then submitted."""
         self._require_active()
-        spec = (fn, name, items, ((), retries, delay, timeout))
-        if timeout:
-            fn = _Timed(fn, timeout)
         tracker, lane, submit_to = self.tracker, self._lane, self.executor.submit_to
         ids = tracker.add_many(name, len(items))
-        self._specs.append((ids, *spec))
+        self._specs.append((ids, fn, name, items, {}, (), retries, delay, timeout))
+        if timeout:
+            fn = _Timed(fn, timeout)
         futures = []
         try:
             for task_id, args in zip(ids, items):
@@ -342,7 +341,9 @@ class Run:
             fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
         thread = threading.current_thread()
         outer = getattr(thread, "_nbexec_sink", None)
-        thread._nbexec_sink = _InlineSink(tracker, task_id)  # type: ignore[attr-defined]
+        sink = self._sink
+        sink.task_id = task_id
+        thread._nbexec_sink = sink  # type: ignore[attr-defined]
         try:
             if deps:
                 args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
