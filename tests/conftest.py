@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).parent
-pytest_plugins = ["fixtures_dask"]
+pytest_plugins = ["fixtures_dask", "fixtures_modes"]
 
 # Markers left out of a bare ``pytest`` (each is declared in pyproject.toml).
 SUITES = ("slow", "browser", "reliability", "binder", "notebooks")

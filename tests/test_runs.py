@@ -9,9 +9,9 @@ from concurrent.futures import CancelledError
 
 import cloudpickle
 import pytest
+from fixtures_modes import MODES, REMOTE
 
 import nbexec
-from nbexec.executors.base import Executor
 from nbexec.modes import executor_for
 from nbexec.render import render_text
 from nbexec.run import Run
@@ -19,10 +19,6 @@ from nbexec.run import Run
 # Like a notebook's functions (defined in __main__), this module's travel by value: remote
 # workers cannot import it (nor nbexec).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-# "dask-remote" starts a real `dask scheduler` and workers from the command line.
-REMOTE = pytest.param("dask-remote", marks=pytest.mark.slow)
-MODES = ["local", "sync", "threads", "processes", "dask", REMOTE]
 
 
 @nbexec.task
@@ -63,34 +59,6 @@ def slow_boom(x):
 def nested(x):
     # Inside a running task's body, calling a task is a plain call.
     return inc(x) * 10
-
-
-@pytest.fixture(scope="module")
-def executors(request):
-    """One started executor per mode, shared by the module's tests."""
-    started: dict[str, Executor] = {}
-    stacks = []
-
-    def get(mode: str) -> Executor:
-        if mode not in started:
-            if mode == "dask":
-                ex = executor_for("dask", workers=2, threads_per_worker=1, processes=False)
-            elif mode == "dask-remote":
-                cluster = request.getfixturevalue("dask_cli_cluster")
-                ex = executor_for("dask", address=cluster.address)
-            elif mode in ("threads", "processes"):
-                ex = executor_for(mode, workers=2)
-            else:
-                ex = executor_for(mode)
-            cm = ex.start()
-            cm.__enter__()
-            stacks.append(cm)
-            started[mode] = ex
-        return started[mode]
-
-    yield get
-    for cm in reversed(stacks):
-        cm.__exit__(None, None, None)
 
 
 @pytest.mark.parametrize("mode", MODES)

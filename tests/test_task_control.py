@@ -8,45 +8,15 @@ from concurrent.futures import CancelledError
 
 import cloudpickle
 import pytest
+from fixtures_modes import MODES
 
 import nbexec
-from nbexec.executors.base import Executor
 from nbexec.modes import executor_for
 from nbexec.render import render_html
 from nbexec.run import Run
 
 # Like a notebook's functions, this module's travel by value: remote workers cannot import it.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-MODES = ["local", "sync", "threads", "processes", "dask", "dask-remote"]
-
-
-@pytest.fixture(scope="module")
-def executors(request):
-    """One started executor per mode, shared by the module's tests."""
-    started: dict[str, Executor] = {}
-    stacks = []
-
-    def get(mode: str) -> Executor:
-        if mode not in started:
-            if mode == "dask":
-                ex = executor_for("dask", workers=2, threads_per_worker=1, processes=False)
-            elif mode == "dask-remote":
-                cluster = request.getfixturevalue("dask_cli_cluster")
-                ex = executor_for("dask", address=cluster.address)
-            elif mode in ("threads", "processes"):
-                ex = executor_for(mode, workers=2)
-            else:
-                ex = executor_for(mode)
-            cm = ex.start()
-            cm.__enter__()
-            stacks.append(cm)
-            started[mode] = ex
-        return started[mode]
-
-    yield get
-    for cm in reversed(stacks):
-        cm.__exit__(None, None, None)
 
 
 @nbexec.task
