@@ -195,6 +195,46 @@ def _error_text(cell: Any) -> str:
     return ""
 
 
+def missing_imports(nb: Any) -> list[str]:
+    """Top-level modules the notebook's code cells import that cannot be found here (sorted).
+
+    Lines that are IPython syntax (``%magic``, ``!shell``) and cells that are not Python (a
+    ``%%`` cell magic other than ``%%executor``) are skipped; a cell that does not parse is too.
+    """
+    import ast
+    import importlib.util
+
+    names: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = cell.source.splitlines()
+        if lines and lines[0].startswith("%%") and not lines[0].startswith("%%executor"):
+            continue
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    missing = []
+    for name in sorted(names):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
+
+
 def _indent(text: str, prefix: str = "    ") -> str:
     return "\n".join(prefix + line for line in text.splitlines())
 
@@ -232,6 +272,14 @@ def run_notebook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     started: dict[str, float] = {}
     where = f" under {ENV_VAR}={forced!r}" if forced else ""
     print(f"nbexec run: {path} ({len(code)} code cells){where}", file=out, flush=True)
+    missing = missing_imports(nb)
+    if missing:
+        print(
+            f"nbexec run: the notebook imports {', '.join(missing)}, not installed here "
+            f"(pip install {' '.join(missing)})",
+            file=err,
+            flush=True,
+        )
 
     def on_execute(cell: Any, cell_index: int, **_: Any) -> None:
         first = next((s for s in cell.source.splitlines() if s.strip()), "")
@@ -274,7 +322,12 @@ def run_notebook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"nbexec run: cell {n}/{len(code)} failed:", file=err)
         if cell is not None:
             print(_indent(cell.source), file=err)
-            print(_indent(_error_text(cell)), file=err)
+            text = _error_text(cell)
+            print(_indent(text), file=err)
+            module = _NO_MODULE.search(text)
+            if module:
+                package = module.group(1).split(".")[0]
+                print(f"nbexec run: missing package {package!r} (pip install {package})", file=err)
         status = 1
     except CellTimeoutError:
         print(f"nbexec run: a cell took longer than {args.timeout:g} s (--timeout)", file=err)

@@ -120,11 +120,15 @@ class Run:
             runs = _stack.runs = []
         runs.append(self)
         self._active = True
+        if self.tracker.info.get("ended"):
+            self.tracker.set_info(ended=None, interrupted=None)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         __tracebackhide__ = True
         failure = None
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.tracker.set_info(interrupted=True)
         try:
             if exc_type is None:
                 self.wait()
@@ -133,6 +137,7 @@ class Run:
                 self.interrupt()
         finally:
             self._active = False
+            self.tracker.set_info(ended=True)  # views say "finished" only from here on
             runs = getattr(_stack, "runs", [])
             if self in runs:
                 runs.remove(self)
@@ -402,6 +407,7 @@ class Run:
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
         except KeyboardInterrupt:
+            self.tracker.set_info(interrupted=True)
             self.interrupt()
             raise
         return True

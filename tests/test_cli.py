@@ -194,3 +194,28 @@ def test_demo_runs_every_mode_with_identical_results():
     results = {rest.split(" tasks ")[0] for _, rest in rows}
     assert results == {"total=45  squares=[0, 1, 4, 9, 16, 25, 36, 49]  10"}
     assert "identical results in every mode" in proc.stdout
+
+
+def test_missing_imports_are_found_before_running():
+    from nbexec.cli import missing_imports
+
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "%load_ext nbexec\nimport os, nbexec\nfrom json import dumps"
+            ),
+            nbformat.v4.new_code_cell("%%executor threads\nimport no_such_pkg_nbexec.sub"),
+            nbformat.v4.new_code_cell("%%bash\nimport not_python"),
+            nbformat.v4.new_code_cell("from . import relative\nimport also_missing_nbexec"),
+        ]
+    )
+    assert missing_imports(nb) == ["also_missing_nbexec", "no_such_pkg_nbexec"]
+
+
+@pytest.mark.slow
+def test_run_names_a_missing_package(tmp_path):
+    nb = _notebook(tmp_path / "needs.ipynb", "import no_such_pkg_nbexec\nprint(1)")
+    proc = _cli("run", str(nb), "--output", str(tmp_path / "out.ipynb"))
+    assert proc.returncode == 1
+    assert "imports no_such_pkg_nbexec, not installed here" in proc.stderr
+    assert "missing package 'no_such_pkg_nbexec' (pip install no_such_pkg_nbexec)" in proc.stderr

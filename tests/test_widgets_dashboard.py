@@ -11,7 +11,9 @@ import pytest
 import nbexec
 import nbexec.widgets as nw
 from nbexec import session
+from nbexec.render import render_text
 from nbexec.run import Run
+from nbexec.testing import sanitize
 from nbexec.tracking import Tracker
 from nbexec.widgets import live
 from nbexec.widgets.dashboard import DEFAULT_PLOTS, dashboard, dashboard_link, plot_urls
@@ -144,16 +146,26 @@ def test_task_stream_draws_a_bounded_number_of_bars():
 
 
 def test_show_run_with_dashboard_for_local_mode(monkeypatch):
-    shown: list = []
-    monkeypatch.setattr(nw, "in_kernel", lambda: True)
-    monkeypatch.setattr(nw, "display", shown.append)
+    shown = _collect(monkeypatch)
     run = Run(nbexec.LocalExecutor())
     view = live.show_run(run, dashboard=True)
     with run:
         run.map(lambda x: x, range(7))
     view.finish()
-    assert [x._repr_mimebundle_()["text/plain"] for x in shown[:2]] == ["nbexec tasks: none", TEXT]
+    assert set(shown[0]) == {WIDGET_VIEW}  # the live table, blanked at the end
+    assert [x._repr_mimebundle_()["text/plain"] for x in shown[1:]] == [
+        TEXT,
+        render_text(run.snapshot()),
+    ]
     assert len(view.dashboard.chart.source.data["start"]) == 7
+
+
+def _collect(monkeypatch) -> list:
+    """Pretend to be in a kernel; what is displayed is appended to the returned list."""
+    shown: list = []
+    monkeypatch.setattr(nw, "in_kernel", lambda: True)
+    monkeypatch.setattr(nw, "display", lambda obj, **kwargs: shown.append(obj))
+    return shown
 
 
 @pytest.fixture
@@ -185,19 +197,19 @@ def test_dask_iframes_answer(local_cluster, monkeypatch):
 
 
 def test_dask_table_gets_workers_and_link(local_cluster, monkeypatch):
-    shown: list = []
-    monkeypatch.setattr(nw, "in_kernel", lambda: True)
-    monkeypatch.setattr(nw, "display", shown.append)
+    shown = _collect(monkeypatch)
     run = nbexec.run()
     view = live.show_run(run, dashboard=True)
+    table = view.table
     with run:
         run.map(lambda x: x, range(3))
     view.finish()
     assert run.tracker.info["dashboard_link"].startswith("http://127.0.0.1:")
     assert run.tracker.info["workers"] == 1
-    assert "1 worker" in view.table.header.value and "dashboard</a>" in view.table.header.value
-    texts = [x._repr_mimebundle_()["text/plain"] for x in shown]
-    assert texts[:2] == ["nbexec tasks: none", TEXT]  # the same as in local mode
+    assert "1 worker" in table.html and "dashboard</a>" in table.html
+    assert set(shown[0]) == {WIDGET_VIEW}
+    texts = [x._repr_mimebundle_()["text/plain"] for x in shown[1:]]
+    assert texts == [TEXT, render_text(run.snapshot())]  # the same as in local mode
 
 
 CELLS = [
@@ -231,9 +243,11 @@ def _execute(monkeypatch, env: dict) -> list:
         for out in cell.outputs:
             assert out.output_type in ("display_data", "execute_result"), out
             data = dict(out.get("data", {}))
-            assert set(data) == {"text/plain", WIDGET_VIEW}, data
-            del data[WIDGET_VIEW]  # what nbval compares is what is left
-            outputs.append((out.output_type, data))
+            if not data:
+                continue  # the live table, blanked when its run finished
+            assert "text/plain" in data and set(data) <= {"text/plain", "text/html", WIDGET_VIEW}
+            data.pop(WIDGET_VIEW, None)  # what nbval compares is what is left
+            outputs.append((out.output_type, {k: sanitize(v) for k, v in data.items()}))
     return outputs
 
 
@@ -244,7 +258,6 @@ def test_kernel_outputs_compare_equal_under_override(monkeypatch):
     local_outputs = _execute(monkeypatch, {session.ENV_VAR: "local"})
     assert dask_outputs == local_outputs
     assert [data["text/plain"] for _, data in dask_outputs] == [
-        "nbexec tasks: none",
         TEXT,
         "nbexec tasks: 20 tasks - 20 success\n  lambda  20 success",
         "nbexec executor panel",

@@ -205,7 +205,7 @@ def test_last_run_table():
     live.set_last_run(run)
     tables = [c for c in panel.last_table.children if isinstance(c, RunTable)]
     assert len(tables) == 1 and tables[0].run is run
-    assert "3 success" in tables[0].header.value
+    assert "3 success" in tables[0].html
 
 
 def test_panel_text_plain(monkeypatch):
@@ -246,7 +246,7 @@ def test_last_run_table_follows_runs_without_new_widgets():
         runs.append(run)
     table = panel.last_table.children[-1]
     assert table.run is runs[-1]
-    assert table.rows["abs"].done.value == "5/5 done"
+    assert "5/5" in table.html
     live.set_last_run(runs[-1])
     assert panel.last_table.children[-1] is table
 

@@ -6,15 +6,16 @@ import threading
 import time
 
 import pytest
+from ipywidgets.widgets.widget import _instances
 
 import nbexec
 import nbexec.widgets as nw
 from nbexec.executors import LocalExecutor
-from nbexec.render import render_text
+from nbexec.render import render_html, render_text
 from nbexec.run import Run
 from nbexec.tracking import Tracker
 from nbexec.widgets import live
-from nbexec.widgets.table import RunTable, SummaryView
+from nbexec.widgets.table import RunTable
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -30,12 +31,34 @@ class TrackerRun:
         return self.tracker.snapshot()
 
 
+class Shown(list):
+    """What would be displayed: objects, or ``(bundle, display_id)`` for raw displays; and the
+    display updates as ``(bundle, display_id)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.updates = []
+
+
+class Handle:
+    def __init__(self, shown, n):
+        self.shown, self.display_id = shown, n
+
+    def update(self, obj, raw=False):
+        self.shown.updates.append((obj, self.display_id))
+
+
 @pytest.fixture
 def kernel(monkeypatch):
     """Pretend to run in a kernel and collect what would be displayed."""
-    shown: list = []
+    shown = Shown()
+
+    def display(obj, raw=False, display_id=None):
+        shown.append(obj)
+        return Handle(shown, len(shown)) if display_id else None
+
     monkeypatch.setattr(nw, "in_kernel", lambda: True)
-    monkeypatch.setattr(nw, "display", shown.append)
+    monkeypatch.setattr(nw, "display", display)
     return shown
 
 
@@ -67,31 +90,36 @@ def _tracker(n: int, names=("a", "b", "c")) -> Tracker:
 def test_table_rows_counts_failures_slowest():
     run = _finished_run()
     table = RunTable(run)
-    assert list(table.rows) == ["lambda", "bad"]
-    assert table.rows["lambda"].counts.value == "6 success"
-    assert table.rows["lambda"].done.value == "6/6 done"
-    assert table.rows["bad"].counts.value == "1 failed"
-    assert "width:100.00%" in table.rows["bad"].bar.value
-    assert "<details>" in table.failures.value and "ValueError: boom 1" in table.failures.value
-    assert "Traceback" in table.failures.value  # folded inside <details>
-    assert "Slowest" in table.slowest.value
-    assert "7 tasks" in table.header.value and "finished" in table.header.value
+    html = table.html
+    assert html == render_html(run.snapshot(), live=True)
+    assert "<code>lambda</code>" in html and "<code>bad</code>" in html
+    assert "6/6" in html and "6 success" in html and "1 failed" in html
+    assert "width:100.00%" in html
+    assert "<details>" in html and "ValueError: boom 1" in html and "Traceback" in html
+    assert "slowest tasks" in html
+    assert "7 tasks" in html and "finished" in html
     assert repr(table) == render_text(run.snapshot())
 
 
-def test_table_text_plain_is_nbexec_text(kernel):
+def test_table_is_one_model_holding_its_run_weakly(kernel):
+    import gc
+
+    before = set(_instances)
     run = _finished_run()
     table = RunTable(run)
+    assert len(set(_instances) - before) <= 2  # the table and its layout
     bundle = table._repr_mimebundle_()
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
     assert set(bundle) == {"text/plain", WIDGET_VIEW}
     assert bundle["text/plain"] == render_text(run.snapshot())
-    table.plain_text = "nbexec tasks: none"
-    assert table._repr_mimebundle_()["text/plain"] == "nbexec tasks: none"
-    summary = SummaryView.from_snapshot(run.snapshot())
-    bundle = summary._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", WIDGET_VIEW}
-    assert bundle["text/plain"] == render_text(run.snapshot())
-    assert "<table>" in summary.value
+    shown = table.html
+    del run
+    gc.collect()
+    assert table.run is None
+    table.refresh()  # the snapshot it kept
+    assert table.html == shown
+    table.close_all()
+    assert set(_instances) == before
 
 
 def test_table_outside_kernel_gives_text_and_html():
@@ -102,8 +130,8 @@ def test_table_outside_kernel_gives_text_and_html():
 def test_many_names_are_capped():
     tracker = _tracker(200, names=[f"name{i}" for i in range(60)])
     table = RunTable(TrackerRun(tracker))
-    assert len(table.rows_box.children) == 50
-    assert table.more.value.startswith("... and 10 more task names")
+    assert table.html.count("<tr>") == 1 + 50 + 1  # head, 50 names, the "more" line
+    assert "... and 10 more task names" in table.html
 
 
 def _refresh_cost(tracker: Tracker) -> float:
@@ -125,36 +153,43 @@ def test_refresh_cost_does_not_grow_with_tasks():
     assert large < 3 * small + 0.5e-3
 
 
-def test_show_run_first_output_is_constant_across_modes(kernel):
-    texts = []
+def test_show_run_live_output_is_only_the_widget_view(kernel):
     for executor in (LocalExecutor(), nbexec.LocalDaskExecutor("threads", num_workers=2)):
         run = Run(executor)
         view = live.show_run(run)
-        texts.append(kernel[-1]._repr_mimebundle_()["text/plain"])
+        assert set(kernel[-1]) == {WIDGET_VIEW}  # nothing nbval compares
         with run:
             run.map(lambda x: x + 1, range(5))
         view.finish()
-    assert texts == ["nbexec tasks: none", "nbexec tasks: none"]
 
 
-def test_show_run_finish_displays_one_summary(kernel):
+def test_show_run_finish_blanks_the_live_output_and_displays_one_static_view(kernel):
+    import gc
+    import weakref
+
+    before = set(_instances)
     run = Run(LocalExecutor())
     view = live.show_run(run)
-    assert [type(x) for x in kernel] == [RunTable]
-    assert live.last_run() is run
+    assert len(kernel) == 1 and live.last_run() is run
     with run:
         run.map(lambda x: x * 2, range(10))
     view.finish()
     view.finish()  # idempotent
-    assert [type(x) for x in kernel] == [RunTable, SummaryView]
+    assert kernel.updates == [({}, 1)]
+    assert len(kernel) == 2
     bundle = kernel[-1]._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", WIDGET_VIEW}
+    assert set(bundle) == {"text/plain", "text/html"}
     assert bundle["text/plain"] == render_text(run.snapshot())
-    assert view.table.rows[
-        "<lambda>" if "<lambda>" in view.table.rows else "lambda"
-    ].done.value == ("10/10 done")
+    assert bundle["text/html"] == render_html(run.snapshot())
+    assert "10/10" in bundle["text/html"] and "finished" in bundle["text/html"]
     assert view._thread is not None and not view._thread.is_alive()
-    assert kernel[0]._repr_mimebundle_()["text/plain"] == "nbexec tasks: none"
+    assert set(_instances) == before  # the live model is closed
+    # the view keeps a snapshot, not the run
+    ref = weakref.ref(run)
+    del run
+    gc.collect()
+    assert ref() is None and view.run is None
+    assert live.last_run().summary() == {"lambda": {"success": 10}}
 
 
 @pytest.mark.slow
@@ -183,11 +218,9 @@ def test_updates_are_bounded_while_100k_tasks_churn(kernel):
     assert view.refreshes == settled
     assert 1 <= settled <= duration / live.INTERVAL + 3
     print(f"{len(tracker)} tasks in {duration:.2f} s: {settled} refreshes")
-    assert view.table.refreshes <= settled + 1  # + the first drawing
-    assert (
-        view.table.rows["a"].done.value
-        == f"{tracker.snapshot().rows[0].total}/{tracker.snapshot().rows[0].total} done"
-    )
+    assert view.table.refreshes <= settled + view.ticks + 1  # + the first drawing
+    total = tracker.snapshot().rows[0].total
+    assert f"{total}/{total}" in view.table.html
     view.finish()
     assert kernel[-1].text == render_text(tracker.snapshot())
 
@@ -210,11 +243,8 @@ def test_no_table_shows_nothing(kernel):
 
 
 def test_header_says_when_workers_were_lost_or_none_are_left():
-    from nbexec.tracking import Tracker
-    from nbexec.widgets.table import header_html
-
     tracker = Tracker()
     tracker.add("t", "k")
     tracker.set_info(workers=0, workers_lost=2, note="no workers: tasks wait until a worker joins")
-    html = header_html(tracker.snapshot())
+    html = render_html(tracker.snapshot(), live=True)
     assert "2 workers lost" in html and "no workers: tasks wait until a worker joins" in html

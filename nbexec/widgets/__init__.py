@@ -38,14 +38,17 @@ def use_widgets() -> bool:
     return in_kernel() and ipywidgets_or_none() is not None
 
 
-def display(obj: Any) -> None:
-    """Show ``obj`` under the current cell (IPython's display), or print its text without IPython."""
+def display(obj: Any, **kwargs: Any) -> Any:
+    """Show ``obj`` under the current cell (IPython's display), or print its text without IPython.
+
+    ``kwargs`` go to IPython's ``display`` (e.g. ``display_id=True`` returns a DisplayHandle).
+    """
     try:
         from IPython.display import display as ipython_display
     except ImportError:
         print(repr(obj))
-        return
-    ipython_display(obj)
+        return None
+    return ipython_display(obj, **kwargs)
 
 
 def with_text(bundle: Any, text: str) -> Any:

@@ -1,9 +1,15 @@
-"""``show_run``: the live task table under the cell, kept up to date from a background thread.
+"""``show_run``: the live task table under the cell, then the one static view it leaves behind.
 
-The first output is displayed before any task runs, so its text/plain is a constant
-(``render_text`` of an empty run). The widget then follows the run at most ``INTERVAL`` apart, and
-only when the run's status model changed. ``LiveView.finish()`` stops the updater and displays one
-summary output whose text/plain is ``render_text`` of the final snapshot.
+In a kernel with ipywidgets, the live table is ONE widget model (``RunTable``) displayed with a
+display id and ONLY the widget-view mime type. ``LiveView.finish()`` then blanks that output
+(``update_display_data`` with an empty bundle), closes the model and displays the static view:
+``text/html`` from ``render_html`` and the deterministic ``text/plain`` of ``render_text``. A
+saved notebook thus keeps one rich output per cell that renders without a kernel or widget
+manager, and nbval (which ignores display updates and never compares the widget-view mime type)
+compares only the static view. Without widgets only the static view is displayed, at the end.
+
+Finished views keep a snapshot, never the run: the run and its futures (and so the results) are
+freed as soon as the user's names let go of them.
 """
 
 from __future__ import annotations
@@ -17,8 +23,17 @@ from typing import Any
 
 from .. import widgets as _base
 from ..render import render_html, render_text
+from ..snapshot import Snapshot
 
-__all__ = ["show_run", "LiveView", "last_run", "set_last_run", "on_last_run", "INTERVAL"]
+__all__ = [
+    "show_run",
+    "LiveView",
+    "FinishedRun",
+    "last_run",
+    "set_last_run",
+    "on_last_run",
+    "INTERVAL",
+]
 
 logger = logging.getLogger("nbexec.widgets")
 
@@ -26,26 +41,50 @@ logger = logging.getLogger("nbexec.widgets")
 INTERVAL = 0.25
 _TICK = 1.0  # elapsed time in the header moves on at least this often while tasks run
 _CHART_INTERVAL = 1.0  # the task-stream chart redraws at most once a second
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-EMPTY_TEXT = "nbexec tasks: none"
-_WAITING_HTML = (
-    "<div class='nbexec-table'><b>nbexec</b> tasks: none yet; the table follows when the cell "
-    "ends</div>"
-)
-
-_last: Any = None
+_last_ref: Any = None  # weak reference to the last run
+_last_snapshot: Snapshot | None = None  # what a finished last run showed
 _listeners: list[weakref.WeakMethod] = []
 
 
+class FinishedRun:
+    """What is kept of a finished run once it was freed: its last snapshot."""
+
+    def __init__(self, snapshot: Snapshot):
+        self._snapshot = snapshot
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """``{task_name: {state: count}}`` with the non-zero counts (as ``Run.summary``)."""
+        return {row.name: {s: n for s, n in row.counts.items() if n} for row in self._snapshot.rows}
+
+    @property
+    def table(self) -> Any:
+        from ..render import RunView
+
+        return RunView(self)
+
+    def __repr__(self) -> str:
+        return f"<FinishedRun: {render_text(self._snapshot).splitlines()[0]}>"
+
+
 def last_run() -> Any:
-    """The run most recently shown by ``show_run`` (None before any)."""
-    return _last
+    """The run most recently shown by ``show_run`` while it is alive, else a ``FinishedRun``
+    with its last snapshot (None before any)."""
+    run = _last_ref() if _last_ref is not None else None
+    if run is not None:
+        return run
+    return FinishedRun(_last_snapshot) if _last_snapshot is not None else None
 
 
-def set_last_run(run: Any) -> None:
-    """Record ``run`` as the last run and tell the listeners (e.g. open executor panels)."""
-    global _last
-    _last = run
+def set_last_run(run: Any, snapshot: Snapshot | None = None) -> None:
+    """Record ``run`` (weakly) as the last run and tell the listeners (e.g. open executor panels)."""
+    global _last_ref, _last_snapshot
+    _last_ref = weakref.ref(run) if run is not None else None
+    _last_snapshot = snapshot
     for ref in list(_listeners):
         callback = ref()
         if callback is None:
@@ -109,7 +148,8 @@ def _updater(ref: weakref.ref, stop: threading.Event, interval: float) -> None:
 
 
 class LiveView:
-    """The live outputs of one run: ``table`` (a RunTable or None) and ``dashboard``."""
+    """The outputs of one run: the live ``table`` (a RunTable or None), ``dashboard`` and, once
+    finished, ``summary`` (the static view) and ``snapshot``; ``run`` is None once finished."""
 
     def __init__(self, run: Any, *, widgets: bool, table: bool = True, interval: float = INTERVAL):
         self.run = run
@@ -117,14 +157,15 @@ class LiveView:
         self.widgets = widgets
         self.interval = interval
         self.table: Any = None
+        self.handle: Any = None  # the display handle of the live table's output
         self.dashboard: Any = None
         self.summary: Any = None
+        self.snapshot: Snapshot | None = None
         self.refreshes = 0
         self.ticks = 0
         self._seen = -1
         self._last_tick = time.monotonic()
         self._chart_at = 0.0
-        self._running = True
         self._lock = threading.Lock()
         self._finished = False
         self._stop = threading.Event()
@@ -149,17 +190,19 @@ class LiveView:
 
     def _step(self) -> bool:
         """One update: a refresh if the status model changed, else maybe an elapsed-time tick."""
-        version = self.run.tracker.version
+        run = self.run
+        if run is None:
+            return False
+        version = run.tracker.version
         now = time.monotonic()
         if version == self._seen:
-            if self._running and self.table is not None and now - self._last_tick >= _TICK:
+            if self.table is not None and now - self._last_tick >= _TICK:
                 self._last_tick = now
                 self.table.tick()
                 self.ticks += 1
             return False
         self._seen = version
-        snap = self.run.snapshot()
-        self._running = not snap.finished
+        snap = run.snapshot()
         self.refreshes += 1
         self._last_tick = now
         if self.table is not None:
@@ -171,7 +214,7 @@ class LiveView:
         return True
 
     def finish(self) -> None:
-        """Stop updating, update the live view once more and display the run's summary (once)."""
+        """Stop updating, replace the live table by the static view (once) and let go of the run."""
         with self._lock:
             if self._finished:
                 return
@@ -180,27 +223,27 @@ class LiveView:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
+        run = self.run
         try:
-            self._finish()
+            self.snapshot = run.snapshot()
+            self._finish(self.snapshot)
         except Exception:  # noqa: BLE001 - never raise out of a cell's clean-up
             logger.debug("live view finish failed", exc_info=True)
-        set_last_run(self.run)
+        self.run = None
+        set_last_run(run, self.snapshot)
 
-    def _finish(self) -> None:
-        snap = self.run.snapshot()
-        if self.table is not None:
-            self.table.refresh(snap)
-            self.table.layout.display = "none"  # the summary below shows the same, for good
+    def _finish(self, snap: Snapshot) -> None:
+        table, self.table = self.table, None
+        if table is not None:
+            table.html = ""  # what a notebook client that keeps closed models would store
+            table.close_all()  # before the output goes: its view removes itself first
+            if self.handle is not None:
+                self.handle.update({}, raw=True)  # the static view below replaces it for good
         chart = getattr(self.dashboard, "chart", None)
         if chart is not None:
             chart.refresh()
         if self.show_table:
-            if self.widgets:
-                from .table import SummaryView
-
-                self.summary = SummaryView.from_snapshot(snap)
-            else:
-                self.summary = _Static(render_text(snap), render_html(snap, stable=True))
+            self.summary = _Static(render_text(snap), render_html(snap))
             _base.display(self.summary)
         if self.dashboard is not None and getattr(self.dashboard, "deferred", False):
             self.dashboard.refresh()
@@ -208,16 +251,24 @@ class LiveView:
 
     def __repr__(self) -> str:
         state = "finished" if self._finished else "live"
-        return f"<LiveView {state}: {render_text(self.run.snapshot())!r}>"
+        snap = self.snapshot if self.run is None else self.run.snapshot()
+        return f"<LiveView {state}: {render_text(snap)!r}>" if snap else f"<LiveView {state}>"
+
+
+def live_bundle(widget: Any) -> dict[str, Any]:
+    """The live table's output: only the widget-view mime type (nothing nbval compares)."""
+    bundle = widget._repr_mimebundle_()
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
+    return {WIDGET_VIEW: bundle[WIDGET_VIEW]}
 
 
 def show_run(
     run: Any, *, table: bool = True, dashboard: bool = False, plots: Any = None
 ) -> LiveView:
-    """Display ``run``'s live task table (and the dashboard plots) under the cell; never raises.
+    """Show ``run``'s live task table (and the dashboard plots) under the cell; never raises.
 
-    With ipywidgets in a kernel the table is a widget updated from a background thread at most
-    4 times a second; otherwise a text/HTML output now and the summary from ``finish()``.
+    With ipywidgets in a kernel the table is one widget model updated from a background thread
+    at most 4 times a second; otherwise nothing shows until ``finish()`` displays the static view.
     """
     set_last_run(run)
     try:
@@ -236,12 +287,12 @@ def show_run(
             return view
         except Exception:  # noqa: BLE001 - fall back to text and HTML
             logger.debug("widget view failed; falling back to HTML", exc_info=True)
+            if view.table is not None:
+                view.table.close_all()
             view.widgets = False
             view.table = None
             view.dashboard = None
     try:
-        if table:
-            _base.display(_Static(EMPTY_TEXT, _WAITING_HTML))
         if dashboard:
             from .dashboard import dashboard as make_dashboard
 
@@ -260,8 +311,8 @@ def _show_widgets(view: LiveView, run: Any, table: bool, dashboard: bool, plots:
     if table:
         from .table import RunTable
 
-        view.table = RunTable(run, plain_text=EMPTY_TEXT)
-        _base.display(view.table)
+        view.table = RunTable(run)
+        view.handle = _base.display(live_bundle(view.table), raw=True, display_id=True)
     if dashboard:
         from .dashboard import dashboard as make_dashboard
 

@@ -94,7 +94,11 @@ class LabServer:
             text = response.read()
         return json.loads(text) if text else None
 
+    app: str = "jupyterlab"
+
     def lab_url(self, path: str = "") -> str:
+        if self.app == "notebook":  # Notebook 7: one document per page
+            return f"{self.url}/notebooks/{path}?token={self.token}"
         return f"{self.url}/lab/tree/{path}?reset&token={self.token}"
 
     def shutdown_kernels(self) -> None:
@@ -129,8 +133,9 @@ class LabServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def start_lab(base: Path, timeout: float = 60) -> LabServer:
-    """Start JupyterLab on 127.0.0.1 and a free port with everything it writes under ``base``."""
+def start_lab(base: Path, timeout: float = 60, app: str = "jupyterlab") -> LabServer:
+    """Start JupyterLab (or, with ``app="notebook"``, Notebook 7) on 127.0.0.1 and a free port
+    with everything it writes under ``base``."""
     dirs = {name: base / name for name in ("config", "runtime", "settings", "workspaces", "root")}
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
@@ -152,12 +157,13 @@ def start_lab(base: Path, timeout: float = 60) -> LabServer:
         PYTHONUNBUFFERED="1",
     )
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        sys.executable, "-m", app, "--no-browser", "--allow-root",
         "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={dirs['root']}",
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
     ]  # fmt: skip
     log_path = base / "jupyterlab.log"
     log = open(log_path, "wb")  # noqa: SIM115 - the server writes to it until it stops
@@ -166,7 +172,7 @@ def start_lab(base: Path, timeout: float = 60) -> LabServer:
         cmd, cwd=dirs["root"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     log.close()
-    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], proc, log_path)
+    server = LabServer(f"http://127.0.0.1:{port}", token, dirs["root"], proc, log_path, app=app)
     deadline = t0 + timeout
     while True:
         if proc.poll() is not None:

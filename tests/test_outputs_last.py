@@ -1,0 +1,133 @@
+"""What a ``%%executor`` cell leaves behind, in a real kernel: one static view, freed results,
+no piling widget models (and, on Dask, no keys left on the workers)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kernel_helpers import running_kernel
+
+pytestmark = pytest.mark.slow
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+BIG = """
+class Big:
+    def __init__(self, n):
+        self.data = bytearray(n)
+"""
+
+
+def _json_line(cell) -> dict:
+    assert cell.ok, cell.error_text
+    return json.loads(cell.streams["stdout"].strip().splitlines()[-1])
+
+
+def test_cell_leaves_one_static_view_and_blanks_the_live_one():
+    with running_kernel(env={"NBEXEC_EXECUTOR": "threads"}) as kernel:
+        assert kernel.execute("%load_ext nbexec").ok
+        cell = kernel.execute("%%executor\nimport nbexec\nxs = nbexec.map(abs, range(-5, 5))")
+        assert cell.ok, cell.error_text
+        shown = cell.of_type("display_data", "execute_result")
+        updates = cell.of_type("update_display_data")
+        # first: the live table, only the widget view (nothing nbval compares), with a display id
+        live, static = shown[0]["content"], shown[-1]["content"]
+        assert set(live["data"]) == {WIDGET_VIEW}
+        display_id = live["transient"]["display_id"]
+        # at the end: the live output blanked, the static view displayed
+        assert [u["content"]["transient"]["display_id"] for u in updates] == [display_id]
+        assert updates[0]["content"]["data"] == {}
+        assert len(shown) == 2
+        assert set(static["data"]) == {"text/plain", "text/html"}
+        assert static["data"]["text/plain"].startswith("nbexec tasks: 10 tasks - 10 success")
+        html = static["data"]["text/html"]
+        assert "<table" in html and "finished" in html and "abs" in html
+        assert "tasks: none" not in html
+        # the live model is closed: nothing stays registered
+        cell = kernel.execute(
+            "import json; from ipywidgets.widgets.widget import _instances; print(json.dumps(len(_instances)))"
+        )
+        assert _json_line(cell) == 0
+
+
+@pytest.mark.parametrize("mode", ["local", "threads", "processes"])
+def test_dropped_result_is_freed_in_the_kernel(mode):
+    with running_kernel() as kernel:
+        assert kernel.execute("%load_ext nbexec").ok
+        assert kernel.execute(BIG).ok
+        cell = kernel.execute(
+            f"%%executor {mode}\nimport nbexec\nm = nbexec.task(Big)(100_000_000)"
+        )
+        assert cell.ok, cell.error_text
+        cell = kernel.execute(
+            "import gc, json, weakref\n"
+            "ref = weakref.ref(m); assert type(m).__name__ == 'Big'\n"
+            "del m; gc.collect()\n"
+            "print(json.dumps(ref() is None))"
+        )
+        assert _json_line(cell) is True
+
+
+def test_dropped_result_is_freed_on_dask_workers(dask_cli_cluster):
+    address = dask_cli_cluster.address
+    with running_kernel() as kernel:
+        assert kernel.execute("%load_ext nbexec").ok
+        cell = kernel.execute(
+            f"%%executor dask --address {address}\n"
+            "import nbexec\n"
+            "m = nbexec.task(bytes)(100_000_000)"
+        )
+        assert cell.ok, cell.error_text
+        count = (
+            "import gc, json, time, nbexec.session as s\n"
+            "client = s.current().client\n"
+            "def held():\n"
+            "    return sum(len(v) for v in client.run(lambda dask_worker: list(dask_worker.data)).values())\n"
+        )
+        assert kernel.execute(count).ok
+        cell = kernel.execute("print(json.dumps(held()))")
+        before = _json_line(cell)
+        cell = kernel.execute(
+            "del m; gc.collect()\n"
+            "deadline = time.monotonic() + 10\n"
+            "while held() and time.monotonic() < deadline:\n"
+            "    time.sleep(0.1)\n"
+            "print(json.dumps(held()))"
+        )
+        after = _json_line(cell)
+        print(f"keys held on the workers: {before} with the result, {after} after del")
+        assert before >= 1
+        assert after == 0
+
+
+def test_200_cells_leave_memory_flat_and_no_widget_models():
+    with running_kernel(env={"NBEXEC_EXECUTOR": "threads"}) as kernel:
+        assert kernel.execute("%load_ext nbexec").ok
+        probe = (
+            "import gc, json, os\nfrom ipywidgets.widgets.widget import _instances\n"
+            "gc.collect()\n"
+            "rss = int(open(f'/proc/{os.getpid()}/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')\n"
+            "print(json.dumps([rss, len(_instances)]))"
+        )
+        cell_code = (
+            "%%executor\nimport nbexec\nys = nbexec.map(lambda x: bytearray(100_000), range(20))"
+        )
+        for _ in range(20):  # warm up: imports, thread pool, caches
+            assert kernel.execute(cell_code).ok
+        rss0, models0 = _json_line(kernel.execute(probe))
+        peak_models = 0
+        for i in range(200):
+            cell = kernel.execute(cell_code)
+            assert cell.ok, cell.error_text
+            if i % 50 == 0:
+                peak_models = max(peak_models, _json_line(kernel.execute(probe))[1])
+        rss1, models1 = _json_line(kernel.execute(probe))
+        growth = (rss1 - rss0) / 1e6
+        print(
+            f"200 cells: rss {rss0 / 1e6:.1f} -> {rss1 / 1e6:.1f} MB, models {models0} -> {models1}"
+        )
+        assert models1 <= models0 + 2
+        assert peak_models <= models0 + 2
+        # each cell's results (2 MB) are replaced by the next: 200 cells held would be 400 MB
+        assert growth < 60
