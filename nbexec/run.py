@@ -169,6 +169,7 @@ class Run:
             return self.failure()
         finally:
             self._active = False
+            self.tracker.set_info(ended=True)
             try:
                 history.settle(self)
             finally:

@@ -56,7 +56,7 @@ def test_output_is_kept_per_task_and_shown_in_failures(executors, mode, capfd):
     assert [f.output for f in mapped] == ["try 7\n", "try 8\n"]
     failure = run.snapshot().failures[0]
     assert failure.output == "out 3\nerr 3"
-    assert "out 3" in render_html(run.snapshot())
+    assert "out 3" in render_html(run.snapshot(), live=True)
     if mode in ("local", "sync", "threads"):  # printing still reaches the cell's streams
         captured = capfd.readouterr()
         assert "out 2" in captured.out and "err 2" in captured.err

@@ -203,10 +203,12 @@ def test_dask_table_gets_workers_and_link(local_cluster, monkeypatch):
     table = view.table
     with run:
         run.map(lambda x: x, range(3))
+    table.refresh()
+    live_html = table.html
     view.finish()
     assert run.tracker.info["dashboard_link"].startswith("http://127.0.0.1:")
     assert run.tracker.info["workers"] == 1
-    assert "1 worker" in table.html and "dashboard</a>" in table.html
+    assert "1 worker" in live_html and "dashboard</a>" in live_html
     assert set(shown[0]) == {WIDGET_VIEW}
     texts = [x._repr_mimebundle_()["text/plain"] for x in shown[1:]]
     assert texts == [TEXT, render_text(run.snapshot())]  # the same as in local mode

@@ -105,7 +105,9 @@ def test_table_is_one_model_holding_its_run_weakly(kernel):
     import gc
 
     before = set(_instances)
-    run = _finished_run()
+    run = Run(LocalExecutor())
+    with run:
+        run.map(abs, range(5))
     table = RunTable(run)
     assert len(set(_instances) - before) <= 2  # the table and its layout
     bundle = table._repr_mimebundle_()
