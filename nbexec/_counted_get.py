@@ -53,7 +53,7 @@ class CountedGet:
         executor = self._run.executor
         keeps = getattr(executor, "dask_keeps_results", False)
         graph = fill_persisted(
-            materialize(dsk), keys, getattr(executor, "client", None) if keeps else None, dsk
+            materialize(dsk, keys), keys, getattr(executor, "client", None) if keeps else None, dsk
         )
         rows = _Rows(self._run.tracker, prefix_counts(graph))
         if keeps:

@@ -19,13 +19,24 @@ class PersistedDataError(RuntimeError):
     """A graph needs data persisted on a Dask client that cannot give it back."""
 
 
-def materialize(dsk: Any) -> dict:
-    """The graph of ``dsk`` (an Expr, HighLevelGraph or mapping) as a dict of dask task nodes."""
-    from dask._task_spec import convert_legacy_graph
+def materialize(dsk: Any, keys: Any = None) -> dict:
+    """The graph of ``dsk`` (an Expr, HighLevelGraph or mapping) as a dict of dask task nodes.
+
+    With ``keys``, trivial aliases are collapsed (dask's ``resolve_aliases``): a task fused with
+    data persisted in the kernel then has the name it has when that data is on a cluster, so a
+    graph counts the same in every mode.
+    """
+    from dask._task_spec import convert_legacy_graph, resolve_aliases
+    from dask.core import flatten, reverse_dict
 
     if not isinstance(dsk, Mapping):
         dsk = dsk.__dask_graph__()
-    return convert_legacy_graph(dict(dsk))
+    graph = convert_legacy_graph(dict(dsk))
+    if keys is None or not graph:
+        return graph
+    wanted = set(flatten(keys) if isinstance(keys, list) else [keys])
+    dependents = reverse_dict({k: node.dependencies for k, node in graph.items()})
+    return resolve_aliases(graph, wanted, dependents)
 
 
 def prefix_counts(graph: dict) -> dict[str, list]:

@@ -27,6 +27,7 @@ EXPECTED = [
     "03-distributed",
     "04-testing-notebooks",
     "05-executors-api",
+    "06-dask-adoption",
     "07-background-and-control",
     "08-cluster-forms",
 ]

@@ -197,7 +197,6 @@ def test_dask_collections_compute_on_the_run_executor_and_are_counted(executors)
     import dask
 
     expected = {  # one row per task prefix, as dask's progress bars count them
-        "sum-aggregate": {"success": 1},
         "finalize-hlgfinalizecompute": {"success": 1},
         "sum-partial": {"success": 3},
         "sum": {"success": 11},
