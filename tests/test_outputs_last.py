@@ -4,6 +4,7 @@ no piling widget models (and, on Dask, no keys left on the workers)."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from kernel_helpers import running_kernel
@@ -131,3 +132,34 @@ def test_200_cells_leave_memory_flat_and_no_widget_models():
         assert peak_models <= models0 + 2
         # each cell's results (2 MB) are replaced by the next: 200 cells held would be 400 MB
         assert growth < 60
+
+
+def test_interrupted_cell_static_view_says_interrupted(tmp_path):
+    """A real interrupt (SIGINT to the kernel) while a task sleeps: the static view's header
+    says "interrupted", never "finished", and the counts match what ran."""
+    marker = tmp_path / "started"
+    with running_kernel() as kernel:
+        assert kernel.execute("%load_ext nbexec").ok
+        msg_id = kernel.submit(
+            "%%executor threads\n"
+            "import nbexec, pathlib, time\n"
+            "@nbexec.task\n"
+            "def nap(s):\n"
+            f"    pathlib.Path({str(marker)!r}).touch()\n"
+            "    time.sleep(s)\n"
+            "quick = nbexec.map(abs, range(3))\n"
+            "nap(30)\n"
+        )
+        deadline = time.monotonic() + 30
+        while not marker.exists():  # interrupt only once the task has started
+            assert time.monotonic() < deadline, "the task never started"
+            time.sleep(0.05)
+        kernel.interrupt()
+        cell = kernel.collect(msg_id, timeout=30)
+    assert cell.ename == "KeyboardInterrupt"
+    static = cell.of_type("display_data", "execute_result")[-1]["content"]["data"]
+    text, html = static["text/plain"], static["text/html"]
+    assert text.splitlines()[0] == "nbexec tasks: 4 tasks - 3 success, 1 cancelled (interrupted)"
+    assert "finished" not in text
+    assert "nap  1 cancelled" in text and "abs  3 success" in text
+    assert ">interrupted</b>" in html and "finished" not in html
