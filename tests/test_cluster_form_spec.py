@@ -126,6 +126,38 @@ def test_values_checked_by_type_unit_and_the_class():
     assert "takes no argument 'cors'" in spec.check({**JOB, "cors": 4})["cors"]
 
 
+@pytest.mark.usefixtures("clean_session")
+def test_jobqueue_parameters_the_class_refuses_are_not_offered(batch_commands):
+    # JobQueueCluster's signature takes dashboard_address and host but raises when they are set.
+    from dask_jobqueue import SLURMCluster
+
+    for name in ("dashboard_address", "host"):
+        with pytest.raises(ValueError, match="scheduler_options"):
+            SLURMCluster(**JOB, **{name: "x"})
+    spec = describe(SLURM)
+    names = [f.name for f in spec.fields]
+    assert "dashboard_address" not in names and "host" not in names
+    assert "scheduler_options" in names
+    errors = spec.check({**JOB, "dashboard_address": ":8788"})
+    assert (
+        list(errors) == ["dashboard_address"] and "scheduler_options" in errors["dashboard_address"]
+    )
+    assert spec.check({**JOB, "scheduler_options": {"dashboard_address": ":8788"}}) == {}
+    # Given through the panel's "more kwargs": refused before Apply, naming the field.
+    before = nbexec.use("threads", workers=1)
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    panel.cluster_class.value = SLURM
+    assert "host" not in panel.fields and "dashboard_address" not in panel.fields
+    panel.fields["cores"].value = 8
+    panel.fields["memory"].value = "16GiB"
+    panel.cluster_kwargs.value = '{"host": "login1"}'
+    with pytest.raises(ValueError, match="host: SLURMCluster refuses host"):
+        panel.preview()
+    assert panel.apply() is None and nbexec.current() is before
+    assert "refuses host" in panel.message.value
+
+
 def test_slurm_and_pbs_job_scripts_without_submitting(batch_commands):
     script = describe(SLURM).preview(JOB)
     assert script.startswith("#!/usr/bin/env bash")

@@ -78,6 +78,14 @@ _FIRST = (
 
 
 _MAIN = 14  # fields shown before "more options"
+# Parameters a class's signature takes but its __init__ refuses (raises when not None): left out of
+# the form and refused by ``check``. Keyed by the defining class's dotted name, found in the MRO.
+_REFUSED: dict[str, dict[str, str]] = {
+    "dask_jobqueue.core.JobQueueCluster": {
+        n: f'pass it in scheduler_options, e.g. {{"{n}": {v!r}}}'
+        for n, v in (("dashboard_address", ":8787"), ("host", "your-host"))
+    },
+}
 
 
 def is_local_cluster_name(name: str) -> bool:
@@ -228,6 +236,7 @@ class ClusterSpec:
     fields: tuple[FieldSpec, ...]
     job_cls: type | None = None
     var_kw: bool = False  # the class takes **kwargs beyond its fields
+    refused: tuple[tuple[str, str], ...] = ()  # (parameter, what to do instead): see _REFUSED
 
     @property
     def is_local(self) -> bool:
@@ -248,8 +257,12 @@ class ClusterSpec:
         """``{field: error}`` for values of the wrong type or unit, unknown names, and what the
         class's own checks refuse (``"_class"`` holds errors that name no field)."""
         errors: dict[str, str] = {}
+        refused = dict(self.refused)
         for name, value in kwargs.items():
             spec = self.field(name)
+            if name in refused:
+                errors[name] = f"{self.cls.__name__} refuses {name}: {refused[name]}"
+                continue
             if spec is None:
                 if not self.var_kw:
                     known = ", ".join(f.name for f in self.fields)
@@ -346,8 +359,17 @@ def _describe(cls: type, name: str) -> ClusterSpec:
     fields = [
         dataclasses.replace(f, advanced=True) if i >= _MAIN else f for i, f in enumerate(fields)
     ]
-    documented = fields
-    return ClusterSpec(name, cls, tuple(documented), job_cls, _has_var_kw(cls) and job_cls is None)
+    refused = _refused(cls)
+    fields = [f for f in fields if f.name not in refused]
+    var_kw = _has_var_kw(cls) and job_cls is None
+    return ClusterSpec(name, cls, tuple(fields), job_cls, var_kw, tuple(refused.items()))
+
+
+def _refused(cls: type) -> dict[str, str]:
+    refused: dict[str, str] = {}
+    for klass in cls.__mro__:
+        refused.update(_REFUSED.get(f"{klass.__module__}.{klass.__qualname__}", {}))
+    return refused
 
 
 def _with_config(spec: FieldSpec, config_name: str | None) -> FieldSpec:
