@@ -6,6 +6,7 @@ unset (each cell's own mode), ``local`` and ``threads``; all compare with the sa
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -90,3 +91,49 @@ def test_strict_nbval_passes(env_value):
         1 for p in NOTEBOOKS for c in nbformat.read(p, 4).cells if c.cell_type == "code"
     )
     assert passed and int(passed.group(1)) == code_cells, tail
+
+
+def _stored_rows(nb) -> list[tuple[str, str]]:
+    """(task name, states) rows from the stored static views' text/plain, e.g. ("parse", "3 success, 1 failed")."""
+    rows = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain", "")
+            if text.startswith("nbexec tasks:"):
+                for line in text.splitlines()[1:]:
+                    if m := re.fullmatch(r"  (\S+)\s+(\d+ \w+(?:, \d+ \w+)*)", line):
+                        rows.append((m.group(1), m.group(2)))
+    return rows
+
+
+def _html_rows(page: str) -> list[list[str]]:
+    """The text of each table row's cells, tags stripped."""
+    return [
+        [
+            html.unescape(re.sub(r"<[^>]+>", "", td)).strip()
+            for td in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)
+        ]
+        for tr in re.findall(r"<tr[^>]*>(.*?)</tr>", page, re.S)
+    ]
+
+
+@pytest.mark.slow
+def test_nbconvert_html_shows_the_task_table(tmp_path):
+    """``jupyter nbconvert --to html`` of a stored notebook (no kernel, no widget state needed):
+    the page carries the static task table as HTML, with the stored task names and counts."""
+    path = ROOT / "notebooks" / "01-quickstart.ipynb"
+    expected = _stored_rows(nbformat.read(path, as_version=4))
+    assert expected, "01-quickstart stores no nbexec table"
+    command = [
+        sys.executable, "-m", "jupyter", "nbconvert", "--to", "html",
+        "--output-dir", str(tmp_path), str(path),
+    ]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = (tmp_path / "01-quickstart.html").read_text()
+    assert "nbexec-table" in page and "&lt;table" not in page  # rendered, not escaped text
+    rows = _html_rows(page)
+    for name, states in expected:
+        # the row: task name, progress bar, done n/n, states "N success, ...", mean, max
+        assert any(r[:1] == [name] and r[3:4] == [states] for r in rows), (name, states, rows)
+    assert ">finished</b>" in page
