@@ -6,17 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from shell_helpers import MAGIC_LINES, ipython_shell
 
 from nbexec import session
 
-MODES = {
-    "local": "local",
-    "sync": "sync",
-    "threads": "threads -n 2",
-    "processes": "processes -n 2",
-    "dask": "dask --no-processes -n 1 --threads-per-worker 2",
-}
+MODES = MAGIC_LINES
 
 SETUP = """import nbexec
 
@@ -31,12 +25,7 @@ INTERNAL = re.compile(r"File [^\n]*(nbexec/|_nbexec_remote|distributed/|dask/|co
 
 @pytest.fixture(scope="module")
 def shell():
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("colors", "nocolor")
-    sh.run_line_magic("load_ext", "nbexec")
-    assert sh.run_cell(SETUP).success
-    yield sh
-    session.stop()
+    yield from ipython_shell(SETUP)
 
 
 @pytest.mark.parametrize(

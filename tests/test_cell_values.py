@@ -9,19 +9,13 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
 
 from nbexec import session
 from nbexec.executors.base import iter_leaves
 from nbexec.futures import TaskFuture
 
-MODES = {
-    "local": "local",
-    "sync": "sync",
-    "threads": "threads -n 2",
-    "processes": "processes -n 2",
-    "dask": "dask --no-processes -n 1 --threads-per-worker 2",
-}
+MODES = MAGIC_LINES
 
 SETUP = """
 import asyncio, json, math, statistics
@@ -160,21 +154,7 @@ def _norm(value):
 
 @pytest.fixture(scope="module")
 def shell():
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("colors", "nocolor")
-    sh.run_line_magic("load_ext", "nbexec")
-    assert sh.run_cell(SETUP).success
-    yield sh
-    session.stop()
-
-
-def _run(shell, code: str):
-    result = shell.run_cell(code)
-    if result.error_before_exec is not None:
-        raise result.error_before_exec
-    if result.error_in_exec is not None:
-        raise result.error_in_exec
-    return result.result
+    yield from ipython_shell(SETUP)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +162,7 @@ def expected(shell):
     values = []
     for code in CORPUS:
         shell.user_ns.pop("out", None)
-        _run(shell, code)
+        run_cell(shell, code)
         values.append(_norm(shell.user_ns["out"]))
     return values
 
@@ -222,7 +202,7 @@ def test_every_cell_binds_the_same_values_as_without_the_magic(shell, expected, 
 
 def test_the_readme_headline_runs_as_printed(shell):
     try:
-        _run(
+        run_cell(
             shell,
             "%%executor threads -n 2\nsquares = nbexec.map(square, range(100))\ntotal = sum(squares)",
         )
@@ -234,10 +214,10 @@ def test_the_readme_headline_runs_as_printed(shell):
 
 def test_a_list_from_an_earlier_cell_holds_values_after_the_cell(shell):
     try:
-        _run(shell, "zs = []")
-        _run(shell, "%%executor threads -n 2\nfor i in range(3):\n    zs.append(add(i, i))")
+        run_cell(shell, "zs = []")
+        run_cell(shell, "%%executor threads -n 2\nfor i in range(3):\n    zs.append(add(i, i))")
         assert shell.user_ns["zs"] == [0, 2, 4]
-        _run(shell, "%%executor threads -n 2\ntotal = total_of(zs)")
+        run_cell(shell, "%%executor threads -n 2\ntotal = total_of(zs)")
         assert shell.user_ns["total"] == 6
     finally:
         session.stop()
@@ -245,19 +225,19 @@ def test_a_list_from_an_earlier_cell_holds_values_after_the_cell(shell):
 
 def test_a_future_of_an_earlier_cell_gives_its_result_to_a_task(shell):
     try:
-        _run(shell, "%%executor threads -n 2\nbox = Box()\nbox.kept = inc(1)")
-        _run(shell, "%%executor threads -n 2\nlater = inc(box.kept)\nnow = box.kept * 10")
+        run_cell(shell, "%%executor threads -n 2\nbox = Box()\nbox.kept = inc(1)")
+        run_cell(shell, "%%executor threads -n 2\nlater = inc(box.kept)\nnow = box.kept * 10")
         assert (shell.user_ns["later"], shell.user_ns["now"]) == (3, 20)
     finally:
         session.stop()
 
 
 def test_independent_tasks_then_sum_run_in_parallel(shell):
-    _run(shell, "import time\n@nbexec.task\ndef nap(x):\n    time.sleep(0.4)\n    return x")
+    run_cell(shell, "import time\n@nbexec.task\ndef nap(x):\n    time.sleep(0.4)\n    return x")
     try:
-        _run(shell, "%%executor threads -n 4\nwarm = nap(0)")
+        run_cell(shell, "%%executor threads -n 4\nwarm = nap(0)")
         start = time.perf_counter()
-        _run(shell, "%%executor threads -n 4\ntotal = sum([nap(i) for i in range(4)])")
+        run_cell(shell, "%%executor threads -n 4\ntotal = sum([nap(i) for i in range(4)])")
         elapsed = time.perf_counter() - start
     finally:
         session.stop()
@@ -269,12 +249,12 @@ def test_independent_tasks_then_sum_run_in_parallel(shell):
 @pytest.mark.slow
 def test_futures_outliving_a_stopped_dask_executor(shell):
     try:
-        _run(shell, "box = Box()")
+        run_cell(shell, "box = Box()")
         dask = MODES["dask"]
-        _run(shell, f"%%executor {dask}\nbox.kept = inc(1)\nbox.used = inc(5)\nbox.used + 0")
-        _run(shell, "%executor threads")
-        assert _run(shell, "box.used + 1") == 7  # a value used in its cell stays in the kernel
+        run_cell(shell, f"%%executor {dask}\nbox.kept = inc(1)\nbox.used = inc(5)\nbox.used + 0")
+        run_cell(shell, "%executor threads")
+        assert run_cell(shell, "box.used + 1") == 7  # a value used in its cell stays in the kernel
         with pytest.raises(RuntimeError, match="executor, which has been stopped or switched"):
-            _run(shell, "box.kept + 1")
+            run_cell(shell, "box.kept + 1")
     finally:
         session.stop()

@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
+from shell_helpers import ipython_shell, run_cell
 
 import nbexec
 from nbexec import magics, session
@@ -64,40 +64,27 @@ CELLS = [
 def shell():
     pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("colors", "nocolor")
-    sh.run_line_magic("load_ext", "nbexec")
-    yield sh
-    session.stop()
-
-
-def run(shell, code: str):
-    result = shell.run_cell(code)
-    if result.error_before_exec is not None:
-        raise result.error_before_exec
-    if result.error_in_exec is not None:
-        raise result.error_in_exec
-    return result.result
+    yield from ipython_shell()
 
 
 @pytest.fixture
 def user_client(shell):
     """The Client a Dask notebook makes in a plain cell; closed (by the test, not nbexec) after."""
-    run(shell, USER_CLIENT)
+    run_cell(shell, USER_CLIENT)
     client = shell.user_ns["client"]
     yield client
     session.stop()
     assert client.status == "running", "nbexec closed the user's Client"
-    run(shell, "client.close(); cluster.close()")
+    run_cell(shell, "client.close(); cluster.close()")
     for name in ("client", "cluster"):
         shell.user_ns.pop(name, None)
 
 
 def _notebook(shell, capsys) -> list[str]:
-    run(shell, PERSIST)
+    run_cell(shell, PERSIST)
     capsys.readouterr()
     for cell in CELLS:
-        run(shell, cell)
+        run_cell(shell, cell)
     labels = ("array", "bag", "df", "delayed", "rows", "squares", "mean", "plain")
     return [line for line in capsys.readouterr().out.splitlines() if line.startswith(labels)]
 
@@ -124,37 +111,39 @@ def test_a_dask_notebook_prints_the_same_in_every_mode(
 
 
 def test_dask_cell_runs_on_the_users_client_and_never_closes_it(shell, user_client, capsys):
-    run(shell, "%%executor dask\nimport dask\nx = dask.delayed(sum)([1, 2]).compute()")
+    run_cell(shell, "%%executor dask\nimport dask\nx = dask.delayed(sum)([1, 2]).compute()")
     executor = nbexec.current()
     assert executor.client is user_client, "started a second cluster instead of the user's"
     assert shell.user_ns["x"] == 3
     capsys.readouterr()
-    run(shell, "%executor status")
+    run_cell(shell, "%executor status")
     status = capsys.readouterr().out
     assert "client: yours" in status and "executor: dask" in status
     # persist in a dask cell leaves futures on the user's workers
-    run(shell, "%%executor dask\nimport dask.array as da\ny = da.ones(100, chunks=10).persist()")
+    run_cell(
+        shell, "%%executor dask\nimport dask.array as da\ny = da.ones(100, chunks=10).persist()"
+    )
     values = list(dict(shell.user_ns["y"].__dask_graph__()).values())
     assert {type(v).__name__ for v in values} == {"Future"}
     assert all(v.client is user_client for v in values)
-    run(shell, "%executor threads")
+    run_cell(shell, "%executor threads")
     assert user_client.status == "running"
-    assert run(shell, "int(y.sum().compute())") == 100  # plain cell: the user's client
-    run(shell, "%%executor threads\nz = int(y.sum().compute())")
+    assert run_cell(shell, "int(y.sum().compute())") == 100  # plain cell: the user's client
+    run_cell(shell, "%%executor threads\nz = int(y.sum().compute())")
     assert shell.user_ns["z"] == 100
-    run(shell, "%executor stop")
+    run_cell(shell, "%executor stop")
     assert user_client.status == "running"
 
 
 def test_a_closed_users_client_is_named_with_what_to_do(shell):
-    run(shell, USER_CLIENT)
-    run(shell, "import dask.array as da\nw = (da.arange(10, chunks=5) + 1).persist()")
-    run(shell, "client.close(); cluster.close()")
+    run_cell(shell, USER_CLIENT)
+    run_cell(shell, "import dask.array as da\nw = (da.arange(10, chunks=5) + 1).persist()")
+    run_cell(shell, "client.close(); cluster.close()")
     with pytest.raises(
         RuntimeError,
         match=r"persisted on Client\(scheduler='inproc://.*closed.*persist the collection again",
     ):
-        run(shell, "%%executor threads\nw.sum().compute()")
+        run_cell(shell, "%%executor threads\nw.sum().compute()")
 
 
 def test_the_sessions_dask_executor_is_the_default_for_plain_cells(shell):
@@ -164,16 +153,16 @@ def test_the_sessions_dask_executor_is_the_default_for_plain_cells(shell):
         "import dask, distributed\n"
         "where = dask.delayed(lambda: distributed.get_worker().address)().compute()"
     )
-    run(shell, "%executor dask --no-processes -n 1")
+    run_cell(shell, "%executor dask --no-processes -n 1")
     executor = nbexec.current()
     assert distributed.default_client() is executor.client
-    run(shell, probe)
+    run_cell(shell, probe)
     assert shell.user_ns["where"] in executor.client.scheduler_info()["workers"]
-    run(shell, "%executor threads")
+    run_cell(shell, "%executor threads")
     with pytest.raises(ValueError):
         distributed.default_client()
     with pytest.raises(ValueError, match="No worker found"):
-        run(shell, probe)
+        run_cell(shell, probe)
 
 
 def test_rows_by_task_prefix_are_the_same_in_every_mode(shell):
@@ -187,7 +176,7 @@ def test_rows_by_task_prefix_are_the_same_in_every_mode(shell):
     summaries = {}
     texts = {}
     for mode in ("local", "sync", "threads", "processes", "dask --no-processes -n 1"):
-        run(shell, code.format(mode=mode))
+        run_cell(shell, code.format(mode=mode))
         assert shell.user_ns["total"] == 320000 and shell.user_ns["counted"] == 40
         last = magics.last_run()
         summaries[mode] = last.summary()

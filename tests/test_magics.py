@@ -7,20 +7,14 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
+from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
 
 import nbexec
 from nbexec import magics, session
 from nbexec.options import DISPLAY_OPTIONS, OPTIONS, build_parser
 from nbexec.run import TaskFailed, TaskFuture
 
-MODES = {
-    "local": "local",
-    "sync": "sync",
-    "threads": "threads -n 2",
-    "processes": "processes -n 2",
-    "dask": "dask --no-processes -n 1 --threads-per-worker 2",
-}
+MODES = MAGIC_LINES
 
 TASKS = """
 import nbexec
@@ -44,25 +38,10 @@ class Box:
 
 @pytest.fixture(scope="module")
 def shell():
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("colors", "nocolor")
-    sh.run_line_magic("load_ext", "nbexec")
-    assert sh.run_cell(TASKS).success
-    yield sh
-    session.stop()
+    yield from ipython_shell(TASKS)
 
 
 pytestmark = pytest.mark.usefixtures("clean_session")
-
-
-def run(shell, code: str):
-    """Run a cell; raise what it raised (run_cell shows and swallows errors)."""
-    result = shell.run_cell(code)
-    if result.error_before_exec is not None:
-        raise result.error_before_exec
-    if result.error_in_exec is not None:
-        raise result.error_in_exec
-    return result.result
 
 
 # --- the one table of options -----------------------------------------------------------------
@@ -102,7 +81,7 @@ untouched = 42
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_every_mode_binds_the_same_values(shell, mode):
-    value = run(shell, f"%%executor {MODES[mode]} --no-table\n{CELL}")
+    value = run_cell(shell, f"%%executor {MODES[mode]} --no-table\n{CELL}")
     ns = shell.user_ns
     assert ns["a"] == 2
     assert ns["b"] == 12
@@ -124,42 +103,45 @@ def test_every_mode_binds_the_same_values(shell, mode):
 
 
 def test_last_expression_resolved_and_silenced(shell):
-    assert run(shell, "%%executor threads --no-table\ninc(41)") == 42
-    assert run(shell, "%%executor threads --no-table\n[inc(1), {'k': inc(2)}]") == [2, {"k": 3}]
-    assert run(shell, "%%executor threads --no-table\ninc(41);") is None
-    assert run(shell, "%%executor threads --no-table\nz = inc(1)") is None
+    assert run_cell(shell, "%%executor threads --no-table\ninc(41)") == 42
+    assert run_cell(shell, "%%executor threads --no-table\n[inc(1), {'k': inc(2)}]") == [
+        2,
+        {"k": 3},
+    ]
+    assert run_cell(shell, "%%executor threads --no-table\ninc(41);") is None
+    assert run_cell(shell, "%%executor threads --no-table\nz = inc(1)") is None
 
 
 def test_cell_without_mode_uses_session_or_local(shell):
-    run(shell, "%%executor --no-table\nq = inc(1)")
+    run_cell(shell, "%%executor --no-table\nq = inc(1)")
     assert shell.user_ns["q"] == 2
     assert session.current_mode() == ("local", {})
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     executor = nbexec.current()
-    run(shell, "%%executor --no-table\nq = inc(2)")
+    run_cell(shell, "%%executor --no-table\nq = inc(2)")
     assert shell.user_ns["q"] == 3 and nbexec.current() is executor
 
 
 def test_reuse_between_cells(shell):
-    run(shell, "%%executor threads -n 2 --no-table\nx = inc(1)")
+    run_cell(shell, "%%executor threads -n 2 --no-table\nx = inc(1)")
     first = nbexec.current()
-    run(shell, "%%executor threads -n 2 --no-table\nx = inc(1)")
+    run_cell(shell, "%%executor threads -n 2 --no-table\nx = inc(1)")
     assert nbexec.current() is first
-    run(shell, "%%executor threads --no-table\nx = inc(1)")  # an option left out means "any"
+    run_cell(shell, "%%executor threads --no-table\nx = inc(1)")  # an option left out means "any"
     assert nbexec.current() is first
-    run(shell, "%%executor threads -n 3 --no-table\nx = inc(1)")
+    run_cell(shell, "%%executor threads -n 3 --no-table\nx = inc(1)")
     second = nbexec.current()
     assert second is not first and not first.started
     assert session.current_mode() == ("threads", {"workers": 3})
-    run(shell, "%%executor local --no-table\nx = inc(1)")
+    run_cell(shell, "%%executor local --no-table\nx = inc(1)")
     assert nbexec.current() is not second and not second.started
     assert shell.user_ns["x"] == 2
 
 
 def test_line_magic_switches_even_when_matching(shell):
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     first = nbexec.current()
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     assert nbexec.current() is not first and not first.started
 
 
@@ -194,12 +176,12 @@ BAD_LINES = {
 @pytest.mark.parametrize("line", list(BAD_LINES))
 @pytest.mark.parametrize("form", ["cell", "line"])
 def test_bad_line_is_usage_error_and_session_unchanged(shell, line, form):
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     before, before_mode = nbexec.current(), session.current_mode()
     shell.user_ns.pop("never", None)
     code = f"%%executor {line}\nnever = inc(1)" if form == "cell" else f"%executor {line}"
     with pytest.raises(UsageError) as info:
-        run(shell, code)
+        run_cell(shell, code)
     message = str(info.value)
     for part in BAD_LINES[line]:
         assert part in message
@@ -213,21 +195,21 @@ def test_line_is_never_expanded_or_evaluated(shell, tmp_path):
     shell.user_ns["n"] = 3
     code = f"%%executor threads --cluster-kwargs '{{open({str(marker)!r}, \"w\")}}'\nx = 1"
     with pytest.raises(UsageError, match="JSON object"):
-        run(shell, code)
+        run_cell(shell, code)
     assert not marker.exists()
     with pytest.raises(UsageError, match="whole number"):
-        run(shell, "%executor threads -n $n")
+        run_cell(shell, "%executor threads -n $n")
     with pytest.raises(UsageError, match="whole number"):
-        run(shell, "%executor threads -n {n}")
+        run_cell(shell, "%executor threads -n {n}")
 
 
 def test_display_options_belong_to_the_cell_magic(shell):
     with pytest.raises(UsageError, match="--no-table go with the cell magic"):
-        run(shell, "%executor threads --no-table")
+        run_cell(shell, "%executor threads --no-table")
     with pytest.raises(UsageError, match="name a mode"):
-        run(shell, "%executor -n 2")
+        run_cell(shell, "%executor -n 2")
     with pytest.raises(UsageError, match="takes no options"):
-        run(shell, "%executor status -n 2")
+        run_cell(shell, "%executor status -n 2")
 
 
 def test_syntax_error_starts_nothing(shell):
@@ -249,7 +231,7 @@ pair = [inc(10), boom(3)]
 @pytest.mark.parametrize("mode", list(MODES))
 def test_failed_task_raises_and_keeps_successful_results(shell, mode, capsys):
     with pytest.raises(TaskFailed) as info:
-        run(shell, f"%%executor {MODES[mode]} --no-table\n{FAIL_CELL}")
+        run_cell(shell, f"%%executor {MODES[mode]} --no-table\n{FAIL_CELL}")
     error = info.value
     assert error.task_name == "boom" and error.others == 1
     assert isinstance(error.__cause__, ValueError) and "bad value 2" in str(error.__cause__)
@@ -262,7 +244,7 @@ def test_failed_task_raises_and_keeps_successful_results(shell, mode, capsys):
     assert "TaskFailed: task 'boom' failed: ValueError: bad value 2" in shown
     assert "ValueError: bad value 2" in shown
     # the session executor stays usable
-    assert run(shell, f"%%executor {MODES[mode]} --no-table\ninc(1)") == 2
+    assert run_cell(shell, f"%%executor {MODES[mode]} --no-table\ninc(1)") == 2
 
 
 @pytest.mark.parametrize("mode", ["local", "sync", "threads"])
@@ -288,13 +270,13 @@ raise KeyError('in the cell')
 """
     started = time.monotonic()
     with pytest.raises(KeyError, match="in the cell"):
-        run(shell, code)
+        run_cell(shell, code)
     assert time.monotonic() - started < 4
     if mode == "local":  # ran inline before the error: resolved
         assert shell.user_ns["done"] == 2
     else:  # still running when the cell failed: interrupted
         assert shell.user_ns["slow"].state == "cancelled"
-    assert run(shell, f"%%executor {MODES[mode]} --no-table\ninc(2)") == 3
+    assert run_cell(shell, f"%%executor {MODES[mode]} --no-table\ninc(2)") == 3
 
 
 # --- dask collections -------------------------------------------------------------------------
@@ -309,7 +291,7 @@ def square(x):
     return x * x
 sq = dask.delayed(square, pure=True)(7).compute()
 """
-    run(shell, code)
+    run_cell(shell, code)
     assert shell.user_ns["total"] == 1000 and shell.user_ns["sq"] == 49
     summary = magics.last_run().summary()
     assert summary["sum"] == {"success": 10}  # rows by task prefix
@@ -320,64 +302,64 @@ sq = dask.delayed(square, pure=True)(7).compute()
 
 
 def test_status_and_stop(shell, capsys):
-    run(shell, "%executor status")
+    run_cell(shell, "%executor status")
     assert "executor: none" in capsys.readouterr().out
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     capsys.readouterr()
-    run(shell, "%executor status")
+    run_cell(shell, "%executor status")
     out = capsys.readouterr().out
     assert "executor: threads --workers 2" in out
     assert "workers: 2" in out and "threads: 2" in out
     executor = nbexec.current()
-    run(shell, "%executor stop")
+    run_cell(shell, "%executor stop")
     assert nbexec.current() is None and not executor.started
-    run(shell, "%executor stop")  # stopping nothing is fine
+    run_cell(shell, "%executor stop")  # stopping nothing is fine
 
 
 def test_status_shows_dashboard_for_dask(shell, capsys):
-    run(shell, "%executor dask --no-processes -n 1")
+    run_cell(shell, "%executor dask --no-processes -n 1")
     capsys.readouterr()
-    run(shell, "%executor status")
+    run_cell(shell, "%executor status")
     out = capsys.readouterr().out
     assert "executor: dask" in out and "workers: 1" in out
     assert "dashboard: http://" in out
 
 
 def test_bare_magic_shows_the_panel_or_status(shell, capsys):
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     capsys.readouterr()
-    run(shell, "%executor")
+    run_cell(shell, "%executor")
     out = capsys.readouterr().out
     assert out.strip()  # the panel's text/plain, or the status text without widgets
 
 
 def test_override_replaces_the_notebooks_mode_silently(shell, monkeypatch, capsys):
     code = "%%executor {} --no-table\nv = [inc(i) for i in range(3)]\nv"
-    plain = run(shell, code.format("threads -n 2"))
+    plain = run_cell(shell, code.format("threads -n 2"))
     plain_out = capsys.readouterr().out
     session.stop()
     monkeypatch.setenv(session.ENV_VAR, "local")
     # even a line naming a cluster class this machine lacks: the override replaces it
-    forced = run(shell, code.format("dask --cluster-class no_such_module.Cluster -n 4"))
+    forced = run_cell(shell, code.format("dask --cluster-class no_such_module.Cluster -n 4"))
     forced_out = capsys.readouterr().out
     assert forced == plain == [1, 2, 3]
     assert session.current_mode() == ("local", {})
     assert forced_out == plain_out
-    run(shell, "%executor status")
+    run_cell(shell, "%executor status")
     assert "override: NBEXEC_EXECUTOR='local'" in capsys.readouterr().out
     # the override also applies to the line magic, and bad syntax is still refused
-    run(shell, "%executor threads -n 2")
+    run_cell(shell, "%executor threads -n 2")
     assert session.current_mode() == ("local", {})
     with pytest.raises(UsageError):
-        run(shell, "%executor threads -n x")
+        run_cell(shell, "%executor threads -n x")
 
 
 def test_without_ipywidgets_everything_degrades_to_text(shell, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
-    assert run(shell, "%%executor threads -n 2\n[inc(1), inc(2)]") == [2, 3]
+    assert run_cell(shell, "%%executor threads -n 2\n[inc(1), inc(2)]") == [2, 3]
     out = capsys.readouterr().out
     assert "inc" in out and "2 success" in out  # the run's summary as text
-    run(shell, "%executor")  # the panel's text/HTML fallback; nothing raises
+    run_cell(shell, "%executor")  # the panel's text/HTML fallback; nothing raises
     assert capsys.readouterr().out.strip()
-    run(shell, "%executor status")
+    run_cell(shell, "%executor status")
     assert "executor: threads --workers 2" in capsys.readouterr().out
