@@ -163,3 +163,35 @@ def test_interrupted_cell_static_view_says_interrupted(tmp_path):
     assert "finished" not in text
     assert "nap  1 cancelled" in text and "abs  3 success" in text
     assert ">interrupted</b>" in html and "finished" not in html
+
+
+def test_executor_wait_leaves_the_static_view_of_a_background_run():
+    """A background cell returns at once; ``%executor wait`` then leaves the run's static view as
+    any %%executor cell does: its live table blanked, one static view with the table and counts."""
+    with running_kernel() as kernel:
+        assert kernel.execute("%load_ext nbexec").ok
+        cell = kernel.execute(
+            "%%executor threads -n 2 --background\n"
+            "import nbexec, time\n"
+            "naps = nbexec.map(time.sleep, [0.5, 0.5])"
+        )
+        assert cell.ok, cell.error_text
+        cell = kernel.execute("%executor wait")
+        assert cell.ok, cell.error_text
+        shown = cell.of_type("display_data", "execute_result")
+        updates = cell.of_type("update_display_data")
+        assert len(shown) == 2
+        live, static = shown[0]["content"], shown[-1]["content"]
+        assert set(live["data"]) == {WIDGET_VIEW}
+        assert [u["content"]["transient"]["display_id"] for u in updates] == [
+            live["transient"]["display_id"]
+        ]
+        assert updates[0]["content"]["data"] == {}
+        assert set(static["data"]) == {"text/plain", "text/html"}
+        assert (
+            static["data"]["text/plain"] == "nbexec tasks: 2 tasks - 2 success\n  sleep  2 success"
+        )
+        html = static["data"]["text/html"]
+        assert "<table" in html and ">finished</b>" in html and "<code>sleep</code>" in html
+        assert "tasks: none" not in html
+        assert _json_line(kernel.execute("import json; print(json.dumps(naps))")) == [None, None]
