@@ -206,6 +206,8 @@ class TaskCall:
                         "running",
                         {"t": time.time(), "where": where_of(thread), "attempt": attempt},
                     )
+                # Only a last attempt may be failed at once by the timeout (the pool's hook).
+                thread._nbexec_final_attempt = attempt > self.retries
                 try:
                     if self.timeout:
                         return call_with_timeout(self.fn, args, kwargs, self.timeout)
@@ -231,6 +233,7 @@ class TaskCall:
                     raise failure from exc
         finally:
             setattr(thread, _SINK_ATTR, outer)
+            thread._nbexec_final_attempt = True
             thread._nbexec_depth -= 1
             if emit is not None and out.parts:
                 emit(self.task_id, "output", {"text": out.text()})
@@ -392,7 +395,8 @@ class _Watchdog:
         threading.Thread(target=self._loop, name="nbexec-timeouts", daemon=True).start()
 
     def arm(self, ident: int | None, timeout: float) -> list:
-        entry = [time.monotonic() + timeout, next(self._seq), ident, "armed"]
+        thread = threading.current_thread()
+        entry = [time.monotonic() + timeout, next(self._seq), ident, "armed", thread, timeout]
         with self._cond:
             self._push(self._heap, entry)
             if self._heap[0] is entry:
@@ -424,10 +428,28 @@ class _Watchdog:
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(entry[2]), ctypes.py_object(TaskTimeout)
                 )
+            _on_timeout(entry[4], entry[5])
+            entry[4] = None
 
 
 _WATCHDOG: _Watchdog | None = None
 _WATCHDOG_LOCK = threading.Lock()
+
+
+def _on_timeout(thread: threading.Thread, timeout: float) -> None:
+    """A thread's pool may fail its task at once (``_nbexec_on_timeout``: the thread may be
+    blocked in C, where the exception waits until the call returns); not while retries remain."""
+    hook = getattr(thread, "_nbexec_on_timeout", None)
+    if hook is None or not getattr(thread, "_nbexec_final_attempt", True):
+        return
+    error = TimeoutError(f"the task ran longer than its timeout of {timeout:g} s")
+    sink = getattr(thread, _SINK_ATTR, None)
+    try:
+        if isinstance(sink, OutputBuffer) and sink.parts:
+            error._nbexec_output = sink.text()  # type: ignore[attr-defined]
+        hook(error)
+    except Exception:  # noqa: BLE001 - the watchdog thread must keep running
+        pass
 
 
 def _watchdog() -> _Watchdog:

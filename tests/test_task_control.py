@@ -160,6 +160,40 @@ def test_a_timed_out_task_frees_its_only_worker(mode):
         assert freed < 15
 
 
+def test_a_thread_blocked_in_c_past_its_timeout_is_retired_and_replaced(tmp_path):
+    """Threads, one thread: a task in ``time.sleep`` fails at its timeout, the next task runs on a
+    replacement thread, and the stuck one never runs another line of its task."""
+    after_sleep = tmp_path / "after-sleep"
+
+    @nbexec.task(timeout=0.5)
+    def stuck(seconds):
+        time.sleep(seconds)
+        after_sleep.write_text("ran")  # must never run: the task timed out
+        return seconds
+
+    ex = executor_for("threads", workers=1)
+    with ex.start():
+        with Run(ex):  # warm up the pool's thread
+            spin_free(0.01)
+        t0 = time.monotonic()
+        with pytest.raises(nbexec.TaskFailed) as info:
+            with Run(ex) as run:
+                blocked = stuck(3)
+                after = spin_free(0.01)
+        freed = time.monotonic() - t0
+        assert isinstance(info.value.__cause__, TimeoutError), repr(info.value.__cause__)
+        assert blocked.state == "failed" and after.result() == 0.01
+        assert run.summary()["spin_free"] == {"success": 1}
+        print(
+            f"\nthreads, task in time.sleep(3) with timeout 0.5 s: next task done after {freed:.2f} s"
+        )
+        assert freed < 2.5  # well before the sleep returns
+        time.sleep(3.5 - freed)  # the sleep has returned in the retired thread by now
+        assert not after_sleep.exists()
+        with Run(ex):  # the pool still serves
+            assert spin_free(0.01).result() == 0.01
+
+
 @nbexec.task
 def spin_free(seconds):
     end = time.monotonic() + seconds

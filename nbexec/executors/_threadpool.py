@@ -5,7 +5,9 @@ can use it) with one extra: ``interrupt(futures)`` cancels the pending ones and 
 ``TaskInterrupted`` inside the threads running the others. A thread blocked in C (``time.sleep``)
 gets the exception as soon as it returns to Python, so the task runs no further line; the pool
 retires that thread (it ends once its call returns) and starts a replacement at once, so the next
-work has full capacity. Threads start as work needs them, up to ``max_workers``.
+work has full capacity. A task timeout (``_nbexec_remote``'s watchdog) does the same for a
+thread past its task's deadline: the task fails at once with ``TimeoutError``. Threads start as
+work needs them, up to ``max_workers``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Executor, Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED
+from functools import partial
 from queue import SimpleQueue
 from typing import Any
 
@@ -207,6 +210,20 @@ class InterruptiblePool(Executor):
             elif not self._shutdown:
                 self._full = False
 
+    def _timed_out(self, ident: int, error: BaseException) -> None:
+        """The task running in thread ``ident`` passed its timeout (the watchdog already raised
+        in the thread): fail its future with ``error`` now and retire the thread, as interrupts do."""
+        future = self._running.get(ident)
+        lock = self._worker_locks.get(ident)
+        if future is None or lock is None:
+            return
+        with lock:
+            if self._running.get(ident) is not future:
+                return  # it finished meanwhile
+            del self._running[ident]
+            self._retire(ident)
+        _finish(future, exc=error)
+
     def interrupt_all(self) -> None:
         """Interrupt every queued and running call."""
         self.cancel_pending()
@@ -226,6 +243,8 @@ class InterruptiblePool(Executor):
         lock = self._worker_locks[ident] = threading.Lock()
         # Everything these threads run is inside a task: calling a task there is a plain call.
         threading.current_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
+        # A task timeout fails the task here at once and retires this thread (it may be in C).
+        threading.current_thread()._nbexec_on_timeout = partial(self._timed_out, ident)  # type: ignore[attr-defined]
         while True:
             try:
                 if self._work(ident, lock, slot):
