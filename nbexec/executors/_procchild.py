@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from .._taskcall import _nbexec_remote as rt
 from . import _procworker as pw
 from ._threadpool import _finish
 
@@ -55,6 +56,9 @@ def remote_error(exc: BaseException | None, text: str, where: str) -> BaseExcept
     """The exception to raise for a ``KIND_ERR`` frame: ``exc`` with where it came from."""
     if exc is None:
         return TaskPicklingError(f"{where} failed; what it sent back could not be pickled:\n{text}")
+    if isinstance(exc, rt.TaskExit):  # the task's own SystemExit...: the original stays the cause
+        exc.__cause__ = remote_error(exc.exc, text, where)
+        return exc
     if exc.__traceback__ is None:  # the traceback did not travel: keep its text
         exc.__cause__ = RemoteTraceback(f'\n"""\nRaised by {where}:\n{text}"""')
     elif hasattr(exc, "add_note"):

@@ -9,6 +9,7 @@ killed (the same pool children / Dask worker processes serve the next run).
 from __future__ import annotations
 
 import sys
+import traceback
 
 import cloudpickle
 import psutil
@@ -70,6 +71,10 @@ def test_base_exceptions_fail_only_their_task(mode, options, monkeypatch):
             cause = info.value.__cause__
             assert type(cause).__name__ == "TaskExit", cause
             assert isinstance(cause.exc, kind)
+            # The original is the cause, as in every mode, with where it was raised.
+            assert type(cause.__cause__) is kind, repr(cause.__cause__)
+            shown = "".join(traceback.format_exception(cause))
+            assert fn.__name__ in shown, shown
             assert kind.__name__ in str(info.value)
             now = _worker_pids()
             if pids is not None and mode in ("processes", "dask"):
