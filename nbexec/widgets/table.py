@@ -1,7 +1,8 @@
 """The live task table: ONE widget model (an anywidget ES module) showing ``render_html``.
 
-The model has one synced trait, ``html``; the browser module swaps it into the page and keeps
-open ``<details>`` open across redraws. The table holds its run weakly and keeps only the last
+The model syncs ``html``, which the browser module swaps into the page (keeping open
+``<details>`` open across redraws), and ``running``, which shows a "cancel run" button; a click
+sends ``{"event": "cancel"}`` and the kernel calls ``Run.cancel()``. The table holds its run weakly and keeps only the last
 snapshot, so a finished run and its results are freed whatever views of it stay open. A refresh
 reads one snapshot (aggregated per task name) and sends the HTML only when it changed.
 """
@@ -12,7 +13,7 @@ import weakref
 from typing import Any
 
 import anywidget
-from traitlets import Int, Unicode
+from traitlets import Bool, Int, Unicode
 
 from .. import widgets as _base
 from ..render import render_html, render_text
@@ -21,16 +22,29 @@ from ..snapshot import Snapshot
 __all__ = ["RunTable", "ESM"]
 
 ESM = """
-function draw(model, el) {
-  const open = Array.from(el.querySelectorAll("details")).map((d) => d.open);
-  el.innerHTML = model.get("html");
-  el.querySelectorAll("details").forEach((d, i) => { if (open[i]) d.open = true; });
+function draw(model, box) {
+  const open = Array.from(box.querySelectorAll("details")).map((d) => d.open);
+  box.innerHTML = model.get("html");
+  box.querySelectorAll("details").forEach((d, i) => { if (open[i]) d.open = true; });
 }
 export default {
   render({ model, el }) {
     el.classList.add("nbexec-live");
-    draw(model, el);
-    model.on("change:html", () => draw(model, el));
+    const box = document.createElement("div");
+    const cancel = document.createElement("button");
+    cancel.className = "nbexec-cancel";
+    cancel.textContent = "cancel run";
+    cancel.title = "cancel this run's tasks that have not ended";
+    cancel.addEventListener("click", () => {
+      cancel.disabled = true;
+      model.send({ event: "cancel" });
+    });
+    const shown = () => { cancel.style.display = model.get("running") ? "" : "none"; };
+    el.append(box, cancel);
+    draw(model, box);
+    shown();
+    model.on("change:html", () => draw(model, box));
+    model.on("change:running", shown);
   },
 };
 """
@@ -41,6 +55,7 @@ class RunTable(anywidget.AnyWidget):
 
     _esm = ESM
     html = Unicode("", help="the table as HTML (render_html(..., live=True))").tag(sync=True)
+    running = Bool(False, help="the run is going (the cancel button shows)").tag(sync=True)
     max_rows = Int(50, help="task names shown as rows; the others are summarised in one line")
 
     def __init__(self, run: Any, **kwargs: Any):
@@ -48,7 +63,18 @@ class RunTable(anywidget.AnyWidget):
         self.refreshes = 0
         self._ref: Any = None
         self._snapshot: Snapshot | None = None
+        self.cancels = 0  # tasks cancelled from the button
+        self.on_msg(self._on_message)
         self.set_run(run)
+
+    def _on_message(self, widget: Any, content: Any, buffers: Any) -> None:
+        """The browser's "cancel run" button: cancel the run's tasks that have not ended."""
+        if not isinstance(content, dict) or content.get("event") != "cancel":
+            return
+        run = self.run
+        if run is not None and self.running:
+            self.cancels += run.cancel()
+            self.refresh()
 
     @property
     def run(self) -> Any:
@@ -78,6 +104,9 @@ class RunTable(anywidget.AnyWidget):
             return None
         self._snapshot = snapshot
         self.refreshes += 1
+        running = not snapshot.finished and self.run is not None
+        if running != self.running:
+            self.running = running
         html = render_html(snapshot, live=True, max_rows=self.max_rows)
         if html != self.html:
             self.html = html
