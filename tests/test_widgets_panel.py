@@ -152,6 +152,18 @@ def test_panel_starts_from_the_session():
     assert panel.magic == "%executor threads --workers 3"
 
 
+def test_panel_starts_from_a_dask_session_with_cluster_fields():
+    # The LocalCluster form's fields are filled while the panel is being built.
+    nbexec.use("dask", workers=1, threads_per_worker=1, processes=False)
+    panel = ExecutorPanel()
+    assert panel.mode.value == "dask"
+    assert panel.fields["threads_per_worker"].value == "1"
+    assert _roundtrip(panel) == (
+        "dask",
+        {"workers": 1, "threads_per_worker": 1, "processes": False},
+    )
+
+
 def test_bad_value_keeps_the_previous_executor():
     before = nbexec.use("threads", workers=1)
     panel = ExecutorPanel()
