@@ -19,6 +19,9 @@ from .run import Run
 __all__ = ["run_cell", "wait_all", "pending"]
 
 _MISSING = object()
+# What the background cell's output says where its live table cannot show (a saved notebook):
+# fixed text, so nbval compares it; the run's static view is left by ``%executor wait``.
+NOTE = "nbexec: background run - %executor wait shows its table"
 
 
 class _Background:
@@ -74,7 +77,7 @@ def run_cell(shell: Any, executor: Any, cell: str, body: Any, last: Any, names: 
     _hook(shell)
     run = Run(executor)
     run.cell = cell
-    view = show_run(run, table=table)
+    view = show_run(run, table=table, note=NOTE)
     ns = shell.user_ns
     before = dict(ns)
     value = None

@@ -176,6 +176,10 @@ def test_executor_wait_leaves_the_static_view_of_a_background_run():
             "naps = nbexec.map(time.sleep, [0.5, 0.5])"
         )
         assert cell.ok, cell.error_text
+        # the background cell's own output: the live table, and for static viewers a fixed line
+        (own,) = [m["content"]["data"] for m in cell.of_type("display_data", "execute_result")]
+        assert set(own) == {WIDGET_VIEW, "text/plain"}
+        assert own["text/plain"] == "nbexec: background run - %executor wait shows its table"
         cell = kernel.execute("%executor wait")
         assert cell.ok, cell.error_text
         shown = cell.of_type("display_data", "execute_result")

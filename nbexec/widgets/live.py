@@ -255,20 +255,31 @@ class LiveView:
         return f"<LiveView {state}: {render_text(snap)!r}>" if snap else f"<LiveView {state}>"
 
 
-def live_bundle(widget: Any) -> dict[str, Any]:
-    """The live table's output: only the widget-view mime type (nothing nbval compares)."""
+def live_bundle(widget: Any, note: str | None = None) -> dict[str, Any]:
+    """The live table's output: only the widget-view mime type (nothing nbval compares), plus
+    ``note`` as text/plain when given (what static viewers show instead of the widget)."""
     bundle = widget._repr_mimebundle_()
     bundle = bundle[0] if isinstance(bundle, tuple) else bundle
-    return {WIDGET_VIEW: bundle[WIDGET_VIEW]}
+    out = {WIDGET_VIEW: bundle[WIDGET_VIEW]}
+    if note is not None:
+        out["text/plain"] = note
+    return out
 
 
 def show_run(
-    run: Any, *, table: bool = True, dashboard: bool = False, plots: Any = None
+    run: Any,
+    *,
+    table: bool = True,
+    dashboard: bool = False,
+    plots: Any = None,
+    note: str | None = None,
 ) -> LiveView:
     """Show ``run``'s live task table (and the dashboard plots) under the cell; never raises.
 
     With ipywidgets in a kernel the table is one widget model updated from a background thread
     at most 4 times a second; otherwise nothing shows until ``finish()`` displays the static view.
+    ``note``: a fixed text/plain shown with the live table (or alone, without widgets) for views
+    that are never finished under their cell (background cells).
     """
     set_last_run(run)
     try:
@@ -282,7 +293,7 @@ def show_run(
         logger.debug("describing the executor failed", exc_info=True)
     if widgets:
         try:
-            _show_widgets(view, run, table, dashboard, plots)
+            _show_widgets(view, run, table, dashboard, plots, note)
             view.start()
             return view
         except Exception:  # noqa: BLE001 - fall back to text and HTML
@@ -293,6 +304,8 @@ def show_run(
             view.table = None
             view.dashboard = None
     try:
+        if note is not None and table:
+            _base.display({"text/plain": note}, raw=True)
         if dashboard:
             from .dashboard import dashboard as make_dashboard
 
@@ -307,12 +320,14 @@ def show_run(
     return view
 
 
-def _show_widgets(view: LiveView, run: Any, table: bool, dashboard: bool, plots: Any) -> None:
+def _show_widgets(
+    view: LiveView, run: Any, table: bool, dashboard: bool, plots: Any, note: str | None = None
+) -> None:
     if table:
         from .table import RunTable
 
         view.table = RunTable(run)
-        view.handle = _base.display(live_bundle(view.table), raw=True, display_id=True)
+        view.handle = _base.display(live_bundle(view.table, note), raw=True, display_id=True)
     if dashboard:
         from .dashboard import dashboard as make_dashboard
 
