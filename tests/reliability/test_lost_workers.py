@@ -64,7 +64,7 @@ def _started(run) -> int:
 
 def _html(run) -> str:
     """The live table's HTML (``run.table`` itself is stable for nbval: counts only)."""
-    return render_html(run.snapshot())
+    return render_html(run.snapshot(), live=True)
 
 
 def test_sigkill_worker_process_mid_run(executor, dask_cli_cluster):
