@@ -87,6 +87,13 @@ def runs() -> list[Run]:
     return [run for run in (e.get() for e in entries) if run is not None]
 
 
+def open_runs() -> list[Run]:
+    """The runs that have not ended, in any thread (background runs included), oldest first."""
+    with _lock:
+        entries = list(_entries)
+    return [run for run in (e.strong for e in entries) if run is not None and run.active]
+
+
 # --- what a retry needs ----------------------------------------------------------------------
 
 

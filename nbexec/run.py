@@ -253,6 +253,11 @@ class Run:
         self.futures.extend(futures)
         return futures
 
+    @property
+    def active(self) -> bool:
+        """True from entering the run until it ended (a background run stays active meanwhile)."""
+        return self._active
+
     def _require_active(self) -> None:
         if not self._active:
             raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")

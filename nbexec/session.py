@@ -108,14 +108,25 @@ def _matches(active: _Active, mode: str, options: dict[str, Any]) -> bool:
 
 
 def _refuse_inside_run(what: str) -> None:
-    """RuntimeError if this thread is inside an open run on the session executor."""
+    """RuntimeError if a run on the session executor is still open: in this thread, or elsewhere
+    (a background cell's run, another thread's); switching would stop its tasks."""
+    from . import history
     from .run import current_run
 
+    if _active is None:
+        return
     run = current_run()
-    if run is not None and _active is not None and run.executor is _active.executor:
+    if run is not None and run.executor is _active.executor:
         raise RuntimeError(
             f"cannot {what} the session executor inside an open run (a `with nbexec.run():` "
             "block or an %%executor cell): its tasks use it; do it after the run ends"
+        )
+    going = [r for r in history.open_runs() if r.executor is _active.executor]
+    if going:
+        raise RuntimeError(
+            f"cannot {what} the session executor while {len(going)} run(s) on it are still going "
+            "(a background cell, or another thread's run): its tasks use it; wait for them "
+            "first (`%executor wait`, or `run.wait()`), or cancel them (`run.cancel()`)"
         )
 
 
@@ -233,9 +244,15 @@ def current_mode() -> tuple[str | None, dict[str, Any]]:
 
 def stop() -> None:
     """Stop the session executor (no-op if there is none)."""
-    global _active
     with _lock:
         _refuse_inside_run("stop")
+        _close()
+
+
+def _close() -> None:
+    """Stop the session executor whatever still runs on it (the interpreter is exiting)."""
+    global _active
+    with _lock:
         previous, _active = _active, None
         if previous is not None:
             previous.stack.close()
@@ -255,4 +272,4 @@ def status() -> SessionStatus:
     return SessionStatus(active.mode, dict(active.options), forced, info, line)
 
 
-atexit.register(stop)
+atexit.register(_close)
