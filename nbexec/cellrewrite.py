@@ -16,7 +16,7 @@ import ast
 
 from .cellvalues import CALL_NAME, VALUE_NAME
 
-__all__ = ["rewrite", "loaded_names"]
+__all__ = ["rewrite", "loaded_names", "top_level_names"]
 
 
 class _Calls(ast.NodeTransformer):
@@ -64,15 +64,21 @@ def rewrite(tree: ast.Module) -> ast.Module:
     return ast.fix_missing_locations(tree)
 
 
-def loaded_names(tree: ast.Module) -> set[str]:
-    """Names the cell's top-level code reads (not inside functions, classes, lambdas)."""
+def top_level_names(tree: ast.Module, ctx: type[ast.expr_context]) -> set[str]:
+    """Names the cell's top-level code reads (``ast.Load``) or binds (``ast.Store``), not inside
+    functions, classes or lambdas."""
     names: set[str] = set()
     nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
     todo: list[ast.AST] = list(tree.body)
     while todo:
         node = todo.pop()
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ctx):
             names.add(node.id)
         if not isinstance(node, nested):
             todo.extend(ast.iter_child_nodes(node))
     return names
+
+
+def loaded_names(tree: ast.Module) -> set[str]:
+    """Names the cell's top-level code reads."""
+    return top_level_names(tree, ast.Load)

@@ -23,7 +23,7 @@ from IPython.core.magic import (
 )
 
 from . import run_commands, session
-from .cellrewrite import loaded_names, rewrite
+from .cellrewrite import loaded_names, rewrite, top_level_names
 from .cellvalues import CALL_NAME, VALUE_NAME, call
 from .cellvalues import value as value_of
 from .executors.base import iter_leaves
@@ -140,16 +140,7 @@ def _run_coroutine(coro: Any) -> Any:
 
 def _bound_names(tree: ast.Module) -> set[str]:
     """Names a module-level statement of the cell binds (not inside functions, classes, lambdas)."""
-    names: set[str] = set()
-    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-    todo: list[ast.AST] = list(tree.body)
-    while todo:
-        node = todo.pop()
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        if not isinstance(node, nested):
-            todo.extend(ast.iter_child_nodes(node))
-    return names
+    return top_level_names(tree, ast.Store)
 
 
 @magics_class
