@@ -8,6 +8,8 @@ import time
 import pytest
 from kernel_helpers import Cell, running_kernel
 
+from nbexec.testing import sanitize
+
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 LINES = {
@@ -84,12 +86,13 @@ values = [inc(i) for i in range(5)]
 pairs = {{"a": inc(10), "b": (inc(20), 3)}}
 values
 """
-ALLOWED_MIME = {"text/plain", "application/vnd.jupyter.widget-view+json"}
+ALLOWED_MIME = {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"}
 
 
-def _nbval_view(cell: Cell) -> list[tuple[str, str]]:
-    """What nbval compares: every output message except display updates, widget views excluded."""
-    view = []
+def _nbval_view(cell: Cell) -> list[tuple[str, ...]]:
+    """What nbval compares: every output message except display updates, widget views excluded,
+    with nbexec's sanitize file applied (as `--nbval-sanitize-with` does)."""
+    view: list[tuple[str, ...]] = []
     for msg in cell.of_type("display_data", "execute_result", "stream", "error"):
         content = msg["content"]
         if msg["msg_type"] == "stream":
@@ -97,8 +100,15 @@ def _nbval_view(cell: Cell) -> list[tuple[str, str]]:
         elif msg["msg_type"] == "error":
             view.append(("error", content["ename"]))
         else:
-            assert set(content["data"]) <= ALLOWED_MIME, sorted(content["data"])
-            view.append((msg["msg_type"], content["data"].get("text/plain", "")))
+            data = content["data"]
+            assert set(data) <= ALLOWED_MIME, sorted(data)
+            view.append(
+                (
+                    msg["msg_type"],
+                    sanitize(data.get("text/plain", "")),
+                    sanitize(data.get("text/html", "")),
+                )
+            )
     return view
 
 
@@ -123,13 +133,13 @@ def test_outputs_are_deterministic_across_modes_and_under_the_override():
     forced = _outputs({"NBEXEC_EXECUTOR": "local"}, ["threads -n 2"])
     reference = plain["threads -n 2"]
     assert reference, "the cell sent no output at all"
-    assert not [kind for kind, _ in reference if kind in ("stdout", "stderr", "error")]
-    assert ("execute_result", "[1, 2, 3, 4, 5]") in reference
+    assert not [out[0] for out in reference if out[0] in ("stdout", "stderr", "error")]
+    assert ("execute_result", "[1, 2, 3, 4, 5]", "") in reference
     for line in lines:
         assert plain[line] == reference, line
     assert forced["threads -n 2"] == reference
     # deterministic text: task names and counts, no times, ports, addresses or ids
-    text = "\n".join(t for _, t in reference)
+    text = "\n".join(out[1] for out in reference)
     assert "inc" in text
     for forbidden in ("127.0.0.1", "tcp://", "0x", " ms", " s ", "µs"):
         assert forbidden not in text
@@ -147,4 +157,4 @@ def test_dask_cluster_cell_sends_nothing_on_stdout_or_stderr():
         for cell in cells:
             assert not cell.of_type("stream", "error"), cell.streams
         first, second = (_nbval_view(c) for c in cells[:2])
-        assert first == second and ("execute_result", "[1, 2, 3, 4, 5]") in first
+        assert first == second and ("execute_result", "[1, 2, 3, 4, 5]", "") in first
