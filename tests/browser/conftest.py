@@ -23,9 +23,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium through playwright, with every DNS look-up blocked."""
+    """Debian's chromium through playwright, with every DNS look-up blocked.
+
+    Per module, not per session: playwright's sync API keeps its event loop marked as running in
+    the main thread while it lives, so later tests' ``asyncio`` calls (IPython's top-level
+    ``await``) would fail with "This event loop is already running"."""
     if not labdriver.chromium_available():
         pytest.skip(
             f"{labdriver.CHROMIUM} is missing: .ci/run installs it (apt-get install chromium)"
