@@ -211,7 +211,7 @@ def dashboard(
         if ipywidgets is not None:
             view.widget = ipywidgets.HTML(view.html())
         return view
-    if run is None:
+    if run is None or not hasattr(run, "tracker"):  # none yet, or only a finished run's snapshot
         view.message = "no run yet: the task stream shows the last run's tasks"
         if ipywidgets is not None:
             view.widget = ipywidgets.HTML(view.html())
