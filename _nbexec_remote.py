@@ -8,7 +8,7 @@ it, ``DaskExecutor.start()`` installs this file's source once per process (a sch
 a worker plugin, so workers that join later get it too): see ``nbexec.executors._dask_remote``.
 
 It may import only the standard library at module level (``distributed`` is looked up lazily):
-process-pool children import it without loading distributed. ``nbexec._taskcall`` re-exports
+process-pool children import it without loading distributed. ``nbexec.runtime._taskcall`` re-exports
 the task wrappers; ``nbexec.executors.dask`` uses the Dask helpers.
 
 Per-thread state lives on the Thread object and per-worker state on the ``Worker`` object
@@ -531,7 +531,7 @@ class ByValue:
     scheduler, which unpickles and re-pickles every task, never runs the user's code, nor needs
     what it imports, nor pickles it again. The bytes travel reversed: distributed pickles a task a
     second time, with cloudpickle, when its bytes contain ``__main__`` (a notebook function's do).
-    Code keeps its file names (``nbexec.executors._pickling``), so tracebacks name the user's file.
+    Code keeps its file names (``nbexec.runtime._pickling``), so tracebacks name the user's file.
     nbexec's own wrappers inside pickle by reference (this module).
     """
 
@@ -550,7 +550,7 @@ class ByValue:
     def __reduce__(self) -> tuple:
         data = self.data
         if data is None:  # pickling happens on the client, where nbexec is installed
-            from nbexec.executors._pickling import dumps
+            from nbexec.runtime._pickling import dumps
 
             data = self.data = dumps(self.obj, protocol=pickle.HIGHEST_PROTOCOL)
         return (_from_reversed, (data[::-1],))

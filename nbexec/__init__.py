@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config.modes import MODES, executor_for
+from .core.futures import TaskFailed, TaskFuture
+from .core.history import runs
+from .core.run import Run, current_run
+from .core.tasks import Task, map, submit, task
 from .executors import Executor, LocalExecutor
-from .futures import TaskFailed, TaskFuture
-from .history import runs
-from .modes import MODES, executor_for
-from .run import Run, current_run
 from .session import current, stop, use
 from .session import ensure as _ensure
-from .tasks import Task, map, submit, task
 
 __version__ = "0.1.0"
 
@@ -44,7 +44,7 @@ def run(executor_or_mode: Executor | str | None = None, **options: Any) -> Run:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbexec``: register ``%executor`` and ``%%executor``."""
-    from .magics import load_ipython_extension as load
+    from .frontends.magics import load_ipython_extension as load
 
     load(ipython)
 

@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns (and, as a script, exits with) its status."""
-    from .cli import main as cli_main
+    from .frontends.cli import main as cli_main
 
     return cli_main(argv)
 

@@ -15,9 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config.modes import executor_for, validate
+from .config.options import LineError, format_line, parse_line
 from .executors.base import Executor, ExecutorInfo
-from .modes import executor_for, validate
-from .options import LineError, format_line, parse_line
 
 __all__ = ["use", "current", "stop", "ensure", "override", "status", "SessionStatus", "ENV_VAR"]
 
@@ -110,8 +110,8 @@ def _matches(active: _Active, mode: str, options: dict[str, Any]) -> bool:
 def _refuse_inside_run(what: str) -> None:
     """RuntimeError if a run on the session executor is still open: in this thread, or elsewhere
     (a background cell's run, another thread's); switching would stop its tasks."""
-    from . import history
-    from .run import current_run
+    from .core import history
+    from .core.run import current_run
 
     if _active is None:
         return

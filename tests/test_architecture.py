@@ -11,10 +11,10 @@ from nbexec.executors import _tags
 
 
 def test_run_function_and_run_submodule_are_both_reachable():
-    # ``nbexec.run`` is the public function; the module of the same name stays importable.
+    # ``nbexec.run`` is the public function; the run module lives in the core folder, unshadowed.
     assert callable(nbexec.run) and not isinstance(nbexec.run, type(importlib))
-    module = importlib.import_module("nbexec.run")
-    assert module.__name__ == "nbexec.run" and hasattr(module, "Run")
+    module = importlib.import_module("nbexec.core.run")
+    assert module.__name__ == "nbexec.core.run" and hasattr(module, "Run")
 
 
 def test_one_resource_tag_parser_for_tasks_and_the_dask_executor():

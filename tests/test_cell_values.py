@@ -12,8 +12,8 @@ import pytest
 from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
 
 from nbexec import session
+from nbexec.core.futures import TaskFuture
 from nbexec.executors.base import iter_leaves
-from nbexec.futures import TaskFuture
 
 MODES = MAGIC_LINES
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nbexec.cli import cell_summary, default_output, main
+from nbexec.frontends.cli import cell_summary, default_output, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,7 +178,7 @@ def test_run_reports_a_failing_cell_and_exits_1(tmp_path):
     assert proc.returncode == 1
     assert "nbexec run: cell 2/3 failed:" in proc.stderr
     assert "    def f():" in proc.stderr and "ZeroDivisionError" in proc.stderr
-    assert "nbexec/cli.py" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert "nbexec/frontends/cli.py" not in proc.stderr and "\x1b[" not in proc.stderr
     assert "cell 3/3" not in proc.stdout
     executed = nbformat.read(target, as_version=4)
     assert executed.cells[2].outputs[-1]["output_type"] == "error"
@@ -197,7 +197,7 @@ def test_demo_runs_every_mode_with_identical_results():
 
 
 def test_missing_imports_are_found_before_running():
-    from nbexec.cli import missing_imports
+    from nbexec.frontends.cli import missing_imports
 
     nb = nbformat.v4.new_notebook(
         cells=[

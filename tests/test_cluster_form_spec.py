@@ -13,7 +13,7 @@ import pytest
 from distributed.deploy import Cluster
 
 import nbexec
-from nbexec.options import parse_line
+from nbexec.config.options import parse_line
 from nbexec.widgets.cluster_spec import describe, installed_cluster_classes
 from nbexec.widgets.panel import ExecutorPanel
 

@@ -16,7 +16,8 @@ import pytest
 from shell_helpers import ipython_shell, run_cell
 
 import nbexec
-from nbexec import magics, session
+from nbexec import session
+from nbexec.frontends import magics
 
 pytestmark = pytest.mark.usefixtures("clean_session")
 
@@ -204,7 +205,7 @@ def test_a_cell_that_first_imports_dask_is_routed(mode):
         x = dask.delayed(sum)([1, 2, 3]).compute()
         ''')
         assert r.success, r.error_in_exec
-        from nbexec import magics
+        from nbexec.frontends import magics
         print(sh.user_ns["x"], magics.last_run().summary())
         """)
     env = dict(os.environ)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from nbexec.core.render import render_html, render_text
+from nbexec.core.run import Run
 from nbexec.executors.dask import DaskExecutor
-from nbexec.render import render_html, render_text
-from nbexec.run import Run
 
 pytestmark = pytest.mark.slow
 

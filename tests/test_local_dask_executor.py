@@ -269,7 +269,7 @@ def test_process_failures_name_the_task_and_fail_only_it():
 
 
 def test_dead_process_fails_its_task_and_is_replaced():
-    from nbexec.executors._procpool import WorkerDiedError
+    from nbexec.pools._procpool import WorkerDiedError
 
     ex = LocalDaskExecutor("processes", num_workers=2)
     with ex.start():

@@ -10,9 +10,10 @@ from IPython.core.error import UsageError
 from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
 
 import nbexec
-from nbexec import magics, session
-from nbexec.options import DISPLAY_OPTIONS, OPTIONS, build_parser
-from nbexec.run import TaskFailed, TaskFuture
+from nbexec import session
+from nbexec.config.options import DISPLAY_OPTIONS, OPTIONS, build_parser
+from nbexec.core.run import TaskFailed, TaskFuture
+from nbexec.frontends import magics
 
 MODES = MAGIC_LINES
 
@@ -253,7 +254,7 @@ def test_failure_traceback_shows_user_function_not_internals(shell, mode, capsys
     shown = capsys.readouterr().out
     tb = shown[shown.index("Traceback") :]
     assert 'raise ValueError(f"bad value {x}")' in tb
-    assert "nbexec/run.py" not in tb and "nbexec/magics.py" not in tb
+    assert "nbexec/core/run.py" not in tb and "nbexec/frontends/magics.py" not in tb
     assert "nbexec/executors" not in tb and "concurrent/futures" not in tb
     assert tb.rstrip().endswith("TaskFailed: task 'boom' failed: ValueError: bad value 5")
 

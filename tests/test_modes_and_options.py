@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from nbexec.config.modes import executor_for, validate
+from nbexec.config.options import LineError, format_line, parse_line
 from nbexec.executors import LocalExecutor
-from nbexec.modes import executor_for, validate
-from nbexec.options import LineError, format_line, parse_line
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,10 @@ import time
 import pytest
 
 import _nbexec_remote
-from nbexec.executors import _procchild
-from nbexec.executors import _procworker as pw
-from nbexec.executors._procpool import ProcPool
-from nbexec.executors._slimfuture import SlimFuture
+from nbexec.pools import _procchild
+from nbexec.pools import _procworker as pw
+from nbexec.pools._procpool import ProcPool
+from nbexec.pools._slimfuture import SlimFuture
 
 
 class Recorder(SlimFuture):

@@ -12,9 +12,9 @@ import pytest
 from fixtures_modes import MODES, REMOTE
 
 import nbexec
-from nbexec.modes import executor_for
-from nbexec.render import render_text
-from nbexec.run import Run
+from nbexec.config.modes import executor_for
+from nbexec.core.render import render_text
+from nbexec.core.run import Run
 from nbexec.testing import sanitize
 
 # Like a notebook's functions (defined in __main__), this module's travel by value: remote
@@ -241,7 +241,7 @@ def test_a_finished_task_costs_the_run_under_500_bytes(executors, mode):
 
 
 def test_snapshot_cost_does_not_grow_with_the_task_count():
-    from nbexec.tracking import Tracker
+    from nbexec.core.tracking import Tracker
 
     def cost(n):
         tracker = Tracker()
@@ -259,7 +259,7 @@ def test_snapshot_cost_does_not_grow_with_the_task_count():
 
 
 def test_tracker_is_thread_safe():
-    from nbexec.tracking import Tracker
+    from nbexec.core.tracking import Tracker
 
     tracker = Tracker()
 
@@ -281,7 +281,7 @@ def test_tracker_is_thread_safe():
 
 def test_wait_all_wakes_as_soon_as_the_last_task_ends():
     """Finishing threads wake the waiter (it would otherwise sleep its whole timeout)."""
-    from nbexec.tracking import Tracker
+    from nbexec.core.tracking import Tracker
 
     tracker = Tracker()
     ids = [tracker.add("t", None) for _ in range(2000)]

@@ -8,8 +8,8 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from nbexec.executors._slimfuture import SlimFuture
-from nbexec.executors._threadpool import InterruptiblePool, force_cancel
+from nbexec.pools._slimfuture import SlimFuture
+from nbexec.pools._threadpool import InterruptiblePool, force_cancel
 
 
 def test_result_exception_and_callbacks_follow_the_future_contract():

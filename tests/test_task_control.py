@@ -11,9 +11,9 @@ import pytest
 from fixtures_modes import MODES
 
 import nbexec
-from nbexec.modes import executor_for
-from nbexec.render import render_html
-from nbexec.run import Run
+from nbexec.config.modes import executor_for
+from nbexec.core.render import render_html
+from nbexec.core.run import Run
 
 # Like a notebook's functions, this module's travel by value: remote workers cannot import it.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -63,7 +63,7 @@ def test_output_is_kept_per_task_and_shown_in_failures(executors, mode, capfd):
 
 
 def test_output_is_cut_to_its_tail(executors):
-    from nbexec._taskcall import MAX_OUTPUT
+    from nbexec.runtime._taskcall import MAX_OUTPUT
 
     @nbexec.task
     def loud():

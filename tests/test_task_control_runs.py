@@ -13,8 +13,8 @@ import pytest
 from fixtures_modes import MODES
 
 import nbexec
-from nbexec import history
-from nbexec.run import Run
+from nbexec.core import history
+from nbexec.core.run import Run
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

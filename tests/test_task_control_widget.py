@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from nbexec.modes import executor_for
-from nbexec.run import Run
+from nbexec.config.modes import executor_for
+from nbexec.core.run import Run
 from nbexec.widgets.table import ESM, RunTable
 
 

@@ -11,10 +11,10 @@ import pytest
 import nbexec
 import nbexec.widgets as nw
 from nbexec import session
-from nbexec.render import render_text
-from nbexec.run import Run
+from nbexec.core.render import render_text
+from nbexec.core.run import Run
+from nbexec.core.tracking import Tracker
 from nbexec.testing import sanitize
-from nbexec.tracking import Tracker
 from nbexec.widgets import live
 from nbexec.widgets.dashboard import DEFAULT_PLOTS, dashboard, dashboard_link, plot_urls
 from nbexec.widgets.taskstream import LIMIT, TaskStream

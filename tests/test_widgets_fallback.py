@@ -31,8 +31,8 @@ import nbexec.widgets as nw
 shown = []
 nw.in_kernel = lambda: True  # a kernel whose environment lacks ipywidgets
 nw.display = shown.append
-from nbexec.render import render_text
-from nbexec.run import Run
+from nbexec.core.render import render_text
+from nbexec.core.run import Run
 from nbexec.widgets import live
 
 run = Run(nbexec.LocalExecutor())
@@ -91,7 +91,7 @@ os.environ.pop("NBEXEC_EXECUTOR", None)
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 import nbexec
-from nbexec.run import Run
+from nbexec.core.run import Run
 from nbexec.widgets import live
 
 shell = InteractiveShell.instance()
@@ -125,7 +125,7 @@ def test_without_any_ipython_display_prints_text():
         sys.modules["IPython"] = None
         sys.modules["ipywidgets"] = None
         import nbexec
-        from nbexec.run import Run
+        from nbexec.core.run import Run
         from nbexec.widgets import live
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):

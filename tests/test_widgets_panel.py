@@ -9,8 +9,8 @@ import pytest
 import nbexec
 import nbexec.widgets as nw
 from nbexec import session
-from nbexec.options import parse_line
-from nbexec.run import Run
+from nbexec.config.options import parse_line
+from nbexec.core.run import Run
 from nbexec.widgets import live
 from nbexec.widgets.panel import PANEL_TEXT, ExecutorPanel
 from nbexec.widgets.table import RunTable

@@ -10,10 +10,10 @@ from ipywidgets.widgets.widget import _instances
 
 import nbexec
 import nbexec.widgets as nw
+from nbexec.core.render import render_html, render_text
+from nbexec.core.run import Run
+from nbexec.core.tracking import Tracker
 from nbexec.executors import LocalExecutor
-from nbexec.render import render_html, render_text
-from nbexec.run import Run
-from nbexec.tracking import Tracker
 from nbexec.widgets import live
 from nbexec.widgets.table import RunTable
 

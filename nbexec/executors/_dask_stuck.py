@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from .._taskcall import _nbexec_remote as rt
+from ..runtime._taskcall import _nbexec_remote as rt
 
 __all__ = ["free_stuck_workers", "busy_report", "GRACE"]
 

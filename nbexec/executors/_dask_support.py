@@ -12,7 +12,7 @@ import dask
 import distributed
 from distributed.deploy import Cluster, LocalCluster
 
-from .._taskcall import _nbexec_remote as rt
+from ..runtime._taskcall import _nbexec_remote as rt
 from . import _dask_remote as remote
 from ._tags import parse_resources  # noqa: F401 - re-exported for the Dask executor
 

@@ -26,7 +26,7 @@ import distributed
 from dask.utils import funcname
 from distributed.deploy import LocalCluster
 
-from .._taskcall import _nbexec_remote as rt  # what runs in tasks: pickled by reference
+from ..runtime._taskcall import _nbexec_remote as rt  # what runs in tasks: pickled by reference
 from . import _dask_remote as remote
 from ._connect import probe_scheduler
 from ._dask_done import DoneWatch

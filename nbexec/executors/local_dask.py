@@ -17,9 +17,9 @@ from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from .._taskcall import call_in_task_body
-from ._slimfuture import SlimFuture
-from ._threadpool import InterruptiblePool, TaskInterrupted, force_cancel
+from ..pools._slimfuture import SlimFuture
+from ..pools._threadpool import InterruptiblePool, TaskInterrupted, force_cancel
+from ..runtime._taskcall import call_in_task_body
 from .base import (
     EventCallback,
     EventChannel,
@@ -182,7 +182,7 @@ class LocalDaskExecutor(Executor):
         if self.scheduler == "threads":
             self._pool = InterruptiblePool(self.num_workers)
         elif self.scheduler == "processes":
-            from ._procpool import ProcPool
+            from ..pools._procpool import ProcPool
 
             self._pool = ProcPool(self.num_workers)
         self._started = True
@@ -398,7 +398,7 @@ class LocalDaskExecutor(Executor):
         """For "processes", a picklable ``emit`` that sends from a child at once; else a direct call."""
         if self.scheduler != "processes":
             return EventChannel(callback)
-        from . import _procworker
+        from ..pools import _procworker
 
         channel = uuid.uuid4().hex
         _procworker.CHANNELS[channel] = callback

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import widgets as _base
-from ..render import render_html, render_text
-from ..snapshot import Snapshot
+from ..core.render import render_html, render_text
+from ..core.snapshot import Snapshot
 
 __all__ = [
     "show_run",
@@ -63,7 +63,7 @@ class FinishedRun:
 
     @property
     def table(self) -> Any:
-        from ..render import RunView
+        from ..core.render import RunView
 
         return RunView(self)
 

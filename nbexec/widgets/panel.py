@@ -13,10 +13,10 @@ from typing import Any
 
 from .. import session
 from .. import widgets as _base
+from ..config.modes import validate
+from ..config.options import MODES
+from ..core.render import render_html
 from ..executors.base import Executor
-from ..modes import validate
-from ..options import MODES
-from ..render import render_html
 from . import cluster_spec, live
 from .cluster_controls import ClusterControls, preview_text
 from .panel_fields import MODE_LABELS, PanelFields

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from .. import session
-from ..options import MODES, format_line
+from ..config.options import MODES, format_line
 from . import cluster_spec
 from .cluster_form import ClusterForm, ErrorLabels, number_text
 

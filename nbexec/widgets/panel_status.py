@@ -9,7 +9,7 @@ import weakref
 from typing import Any
 
 from .. import session
-from ..render import render_html
+from ..core.render import render_html
 from . import live
 from .cluster_controls import cluster_lines, running_cluster
 from .panel_parts import Stub

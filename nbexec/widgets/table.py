@@ -16,8 +16,8 @@ import anywidget
 from traitlets import Bool, Int, Unicode
 
 from .. import widgets as _base
-from ..render import render_html, render_text
-from ..snapshot import Snapshot
+from ..core.render import render_html, render_text
+from ..core.snapshot import Snapshot
 
 __all__ = ["RunTable", "ESM"]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import widgets as _base
-from ..render import STATE_COLORS
-from ..snapshot import STATES
+from ..core.render import STATE_COLORS
+from ..core.snapshot import STATES
 
 __all__ = ["TaskStream", "stream_data", "LIMIT", "PALETTE"]
 

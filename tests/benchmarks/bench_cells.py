@@ -75,7 +75,7 @@ def main() -> None:
             f"{per['magic']:.1f} µs/task | {paired_ratio(out['plain'], out['magic']):.2f}x |"
         )
     session.stop()
-    print("| cell | without the magic (or `with nbexec.run`) | under `%%executor` | ratio |")
+    print("| cell | without the magic (or `with nbexec.core.run`) | under `%%executor` | ratio |")
     print("|---|---:|---:|---:|")
     print("\n".join(lines))
 

@@ -274,7 +274,7 @@ def main(argv=None):
         )
     )
     print()
-    print(table(tracking, "Tracking overhead: the same executor alone vs through nbexec.run"))
+    print(table(tracking, "Tracking overhead: the same executor alone vs through nbexec.core.run"))
     if flat:
         print("\n**Per-task cost, 1,000 -> 100,000 tasks (budget: flat, <= 1.2x)**\n")
         print("| mode | what | µs/task at 1,000 | µs/task at 100,000 | 100k / 1k | pass/fail |")

@@ -26,8 +26,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import nbexec
 from nbexec import session
-from nbexec.modes import validate
-from nbexec.options import DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
+from nbexec.config.modes import validate
+from nbexec.config.options import DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
 
 pytestmark = pytest.mark.reliability
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -17,7 +17,7 @@ import pytest
 
 import nbexec
 from nbexec import session
-from nbexec._taskcall import contain
+from nbexec.runtime._taskcall import contain
 
 pytestmark = pytest.mark.reliability
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -14,7 +14,7 @@ import pytest
 
 import nbexec
 from nbexec import session
-from nbexec._errtext import MAX_ERROR_TEXT
+from nbexec.core._errtext import MAX_ERROR_TEXT
 
 pytestmark = pytest.mark.reliability
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

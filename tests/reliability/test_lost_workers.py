@@ -20,8 +20,8 @@ import pytest
 from reliability_helpers import wait_for
 
 import nbexec
-from nbexec.render import render_html
-from nbexec.run import NO_WORKERS
+from nbexec.core.render import render_html
+from nbexec.core.run import NO_WORKERS
 
 pytestmark = pytest.mark.reliability
 # The workers cannot import this module: its functions travel by value.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .executors._limits import (
+from ..executors._limits import (
     check_address,
     check_client_kwargs,
     check_count,
@@ -18,7 +18,7 @@ from .executors._limits import (
     max_processes,
     max_threads,
 )
-from .executors.base import Executor
+from ..executors.base import Executor
 from .options import MODES
 
 __all__ = ["MODES", "MODE_OPTIONS", "executor_for", "validate", "resolve_cluster_class"]
@@ -57,7 +57,7 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 def resolve_cluster_class(name: str) -> type:
     """Import ``name`` (a dotted name) and check it is a ``distributed.deploy.Cluster`` subclass."""
-    from .executors.dask import import_cluster_class
+    from ..executors.dask import import_cluster_class
 
     return import_cluster_class(name)
 
@@ -189,7 +189,7 @@ def _check_memory(value: Any) -> None:
 
 
 def _is_local_cluster(cls: Any) -> bool:
-    from .executors._dask_support import is_local_cluster
+    from ..executors._dask_support import is_local_cluster
 
     return is_local_cluster(cls)
 
@@ -209,11 +209,11 @@ def executor_for(mode: str, **options: Any) -> Executor:
     """A new, not yet started Executor for ``mode`` configured by ``options``."""
     validate(mode, options)
     if mode == "local":
-        from .executors.local import LocalExecutor
+        from ..executors.local import LocalExecutor
 
         return LocalExecutor()
     if mode in ("sync", "threads", "processes"):
-        from .executors.local_dask import LocalDaskExecutor
+        from ..executors.local_dask import LocalDaskExecutor
 
         config = {"num_workers": options["workers"]} if "workers" in options else {}
         return LocalDaskExecutor(scheduler=mode, **config)
@@ -221,7 +221,7 @@ def executor_for(mode: str, **options: Any) -> Executor:
 
 
 def _dask_executor(options: dict[str, Any]) -> Executor:
-    from .executors.dask import DaskExecutor
+    from ..executors.dask import DaskExecutor
 
     client_kwargs = dict(options.get("client_kwargs") or {})
     if "timeout" in options:

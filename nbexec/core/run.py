@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from . import history
-from ._counted_get import CountedGet
-from ._dask_route import route_dask
-from ._runfuture import pool_lane, report_outcome, upstream_reason
-from ._taskcall import (
+from ..executors.base import Executor, iter_leaves, map_structure
+from ..executors.local import LocalExecutor
+from ..runtime._taskcall import (
     MappedTaskCall,
     TaskCall,
     call_in_task_body,
@@ -28,8 +26,10 @@ from ._taskcall import (
     install_output_tee,
     task_body,
 )
-from .executors.base import Executor, iter_leaves, map_structure
-from .executors.local import LocalExecutor
+from . import history
+from ._counted_get import CountedGet
+from ._dask_route import route_dask
+from ._runfuture import pool_lane, report_outcome, upstream_reason
 from .futures import (
     _NO_VALUE,
     TaskFailed,
@@ -78,7 +78,7 @@ class Run:
         self.tracker.info["mode"] = getattr(executor, "mode", "custom")
         self.cell: str | None = None  # the source of the cell that made it, if any
         self._dask_config: Any = None  # routes dask collections' compute() while active
-        # What retry() needs (nbexec.history): the submitted calls while the run goes on, then
+        # What retry() needs (nbexec.core.history): the submitted calls while the run goes on, then
         # only those of failed and cancelled tasks.
         self._specs: list[tuple] = []
         self._retry_specs: dict[int, tuple] | None = None

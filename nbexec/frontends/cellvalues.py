@@ -1,6 +1,6 @@
 """What a rewritten ``%%executor`` cell calls at run time: task calls get futures, other calls values.
 
-``nbexec.cellrewrite`` turns every call ``f(...)`` at a cell's top level into
+``nbexec.frontends.cellrewrite`` turns every call ``f(...)`` at a cell's top level into
 ``__nbexec_call__(f, ...)``. ``call`` passes the arguments unchanged to a task (a TaskFuture is a
 dependency, never a wait), to ``nbexec.submit``/``nbexec.map``, to a run's or a future's own
 methods and to the storing methods of builtin containers (``results.append(inc(i))`` stays
@@ -15,11 +15,11 @@ import types
 from collections import deque
 from typing import Any
 
-from .futures import TaskFuture
-from .run import Run
-from .tasks import Task
-from .tasks import map as _nbexec_map
-from .tasks import submit as _nbexec_submit
+from ..core.futures import TaskFuture
+from ..core.run import Run
+from ..core.tasks import Task
+from ..core.tasks import map as _nbexec_map
+from ..core.tasks import submit as _nbexec_submit
 
 __all__ = ["call", "value", "resolve", "CALL_NAME", "VALUE_NAME"]
 

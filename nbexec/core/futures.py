@@ -47,7 +47,7 @@ def _future_failed(efut: Any) -> bool:
     return efut.cancelled() or efut.exception() is not None
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LIBRARY_DIRS = tuple(
     os.path.join("site-packages", name, "") for name in ("dask", "distributed", "tornado")
 ) + (os.path.join("concurrent", "futures", ""), "_nbexec_remote.py")  # the task wrappers

@@ -12,9 +12,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .executors.base import iter_leaves
-from .futures import TaskFailed, TaskFuture
-from .run import Run
+from ..core.futures import TaskFailed, TaskFuture
+from ..core.run import Run
+from ..executors.base import iter_leaves
 
 __all__ = ["run_cell", "wait_all", "pending"]
 
@@ -72,7 +72,7 @@ def run_cell(shell: Any, executor: Any, cell: str, body: Any, last: Any, names: 
              table: bool = True) -> Any:  # fmt: skip
     """Run the cell's code in a new run on ``executor`` and return without waiting for its tasks."""
     __tracebackhide__ = True
-    from .widgets.live import show_run
+    from ..widgets.live import show_run
 
     _hook(shell)
     run = Run(executor)
@@ -158,7 +158,7 @@ def wait_all(shell: Any) -> None:
     each one's table (the same outputs whether it had already ended or not), rebind the names,
     and raise ``TaskFailed`` for the first failure (oldest run first)."""
     __tracebackhide__ = True
-    from .widgets.live import show_run
+    from ..widgets.live import show_run
 
     waiting = list(_unwaited)
     del _unwaited[: len(waiting)]

@@ -18,8 +18,8 @@ import time
 import traceback as tb_module
 from typing import Any
 
-from ._taskcall import where_of
-from .executors._slimfuture import CANCELLED, SlimFuture
+from ..pools._slimfuture import CANCELLED, SlimFuture
+from ..runtime._taskcall import where_of
 from .futures import _future_failed
 from .tracking import Tracker
 
@@ -107,7 +107,7 @@ def pool_lane(executor: Any) -> type[RunFuture] | None:
     submit_to = getattr(type(executor), "submit_to", None)
     if submit_to is None:
         return None
-    from .executors.local_dask import LocalDaskExecutor
+    from ..executors.local_dask import LocalDaskExecutor
 
     if submit_to is not LocalDaskExecutor.submit_to or (
         type(executor).submit_future is not LocalDaskExecutor.submit_future

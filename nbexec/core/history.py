@@ -17,11 +17,11 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .executors.base import map_structure
+from ..executors.base import map_structure
 from .futures import TaskFuture, _Done, _is_task_future
 
 if TYPE_CHECKING:
-    from .executors.base import Executor
+    from ..executors.base import Executor
     from .run import Run
 
 __all__ = ["runs", "register", "settle", "plan_retry", "rebind_retried", "MAX_RUNS"]
@@ -176,7 +176,7 @@ def _light_copy(run: Run, specs: dict[int, tuple]) -> Run:
     return light
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _drop_internal_locals(error: BaseException) -> bool:

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from .options import MODES, OPTIONS, LineError, parse_line
-from .options import seconds as positive_seconds
-from .session import ENV_VAR
+from ..config.options import MODES, OPTIONS, LineError, parse_line
+from ..config.options import seconds as positive_seconds
+from ..session import ENV_VAR
 
 __all__ = ["main", "build_parser", "cell_summary", "default_output", "UsageFailure"]
 
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
             + _executor_help()
         ),
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"nbexec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -127,7 +127,7 @@ def default_output(notebook: Path) -> Path:
 
 def check_executor_line(line: str, source: str = "--executor") -> str:
     """``line`` stripped, if it is a valid executor line naming a mode; else ``UsageFailure``."""
-    from .modes import validate
+    from ..config.modes import validate
 
     line = line.strip()
     what = f"{source} {line!r}" if source.startswith("-") else f"{source}={line!r}"

@@ -1,4 +1,4 @@
-"""The main of a process-pool child: ``python -m nbexec.executors._procworker RFD WFD PPID``.
+"""The main of a process-pool child: ``python -m nbexec.pools._procworker RFD WFD PPID``.
 
 Protocol (both ways): frames of ``struct "!IB"`` (body length, kind) followed by a pickle body.
 Parent -> child: ``KIND_RUN`` with ``[(tid, fn, args, kwargs), ...]`` (cloudpickle), run in
@@ -258,6 +258,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from nbexec.executors import _procworker
+    from nbexec.pools import _procworker
 
     _procworker.main(sys.argv)

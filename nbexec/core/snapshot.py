@@ -1,6 +1,6 @@
 """What readers of a run's tracking get: states, one task's row, per-name rows, the snapshot.
 
-Immutable values (``TaskRecord`` is a copy), safe to render on any thread; ``nbexec.tracking``
+Immutable values (``TaskRecord`` is a copy), safe to render on any thread; ``nbexec.core.tracking``
 produces them.
 """
 

@@ -15,7 +15,8 @@ except ImportError:  # an editable install made before the module existed: load 
     import sys
 
     _path = os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nbexec_remote.py"
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "_nbexec_remote.py",
     )
     _spec = importlib.util.spec_from_file_location("_nbexec_remote", _path)
     if _spec is None or not os.path.exists(_path):

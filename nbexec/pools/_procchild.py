@@ -1,9 +1,9 @@
 """The parent's side of one process-pool child: spawning it, its pipes, and its frames.
 
-``spawn_child`` starts ``python -m nbexec.executors._procworker`` with a pair of pipes and a daemon
+``spawn_child`` starts ``python -m nbexec.pools._procworker`` with a pair of pipes and a daemon
 thread that reads the child's frames (``read_frame``) until the pipe closes. ``ProcPool``
-(``nbexec.executors._procpool``) owns the children and decides what they run; the frame format is
-described in ``nbexec.executors._procworker``.
+(``nbexec.pools._procpool``) owns the children and decides what they run; the frame format is
+described in ``nbexec.pools._procworker``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from .._taskcall import _nbexec_remote as rt
+from ..runtime._taskcall import _nbexec_remote as rt
 from . import _procworker as pw
 from ._threadpool import _finish
 
@@ -145,7 +145,7 @@ def spawn_child(reader: Callable[[_Child], None]) -> _Child:
     env = dict(os.environ)
     env["NBEXEC_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PKG_ROOT, env.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "nbexec.executors._procworker", str(p2c_r), str(c2p_w)]
+    argv = [sys.executable, "-m", "nbexec.pools._procworker", str(p2c_r), str(c2p_w)]
     try:
         proc = subprocess.Popen(
             [*argv, str(os.getpid())],

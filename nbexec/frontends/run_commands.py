@@ -1,7 +1,7 @@
 """``%executor runs``, ``%executor show [N]`` and ``%executor retry``: the kernel's runs from IPython.
 
 Front-end code (it displays and rebinds names in the user's namespace) on top of
-``nbexec.history``.
+``nbexec.core.history``.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from . import history, session
-from .executors.base import iter_leaves
-from .futures import TaskFailed, TaskFuture
+from .. import session
+from ..core import history
+from ..core.futures import TaskFailed, TaskFuture
+from ..executors.base import iter_leaves
 
 __all__ = ["COMMANDS", "run_command", "runs_text"]
 
@@ -89,8 +90,8 @@ def _show(run: Any) -> None:
     from IPython.display import display
 
     if run._active or not run.tracker.snapshot().finished:
+        from ..widgets.live import show_run
         from . import background
-        from .widgets.live import show_run
 
         view = show_run(run)
         if not background.follow(run, view):  # a run this thread waits for: its cell ends it
@@ -110,7 +111,7 @@ def _retry(shell: Any, run: Any) -> None:
     if not new._retry_source:
         print("nothing to retry: the run has no failed or cancelled tasks")
         return
-    from .widgets.live import show_run
+    from ..widgets.live import show_run
 
     view = show_run(new)
     failure: TaskFailed | None = None

@@ -1,4 +1,4 @@
-"""A process pool of ``python -m nbexec.executors._procworker`` children, with adaptive chunking.
+"""A process pool of ``python -m nbexec.pools._procworker`` children, with adaptive chunking.
 
 Children are plain subprocesses (no multiprocessing: no ``__main__`` re-import), fed over pipes
 with length-prefixed cloudpickles. Idle children get chunks of about ``pending / (2 * workers)``
@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from ..runtime._pickling import dumps
 from . import _procworker as pw
-from ._pickling import dumps
 from ._procchild import (
     RemoteTraceback,
     TaskPicklingError,
@@ -280,7 +280,7 @@ class ProcPool(Executor):
             if not child.ready.is_set() and not child.killed:
                 self._broken = (
                     f"process pool worker {child.pid} exited with code {code} before it started "
-                    "(see its stderr; `python -m nbexec.executors._procworker` must be importable)"
+                    "(see its stderr; `python -m nbexec.pools._procworker` must be importable)"
                 )
                 replace = False
                 failed = list(child.inflight) + list(self._pending)

@@ -21,7 +21,7 @@ from functools import partial
 from queue import SimpleQueue
 from typing import Any
 
-from .._taskcall import contain
+from ..runtime._taskcall import contain
 from ._slimfuture import SlimFuture
 
 __all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]

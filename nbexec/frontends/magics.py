@@ -1,6 +1,6 @@
 """``%executor`` and ``%%executor``: parse the line, then call the session and run layers.
 
-The magic's arguments are declared with IPython's ``magic_arguments`` from ``nbexec.options``' one
+The magic's arguments are declared with IPython's ``magic_arguments`` from ``nbexec.config.options``' one
 table (so ``%executor?`` documents every option) and parsed by ``options.parse_line``, the same code
 that reads ``NBEXEC_EXECUTOR``. Lines are never variable-expanded or eval'd.
 """
@@ -22,15 +22,16 @@ from IPython.core.magic import (
     output_can_be_silenced,
 )
 
-from . import run_commands, session
+from .. import session
+from ..config.modes import validate
+from ..config.options import COMMANDS, DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
+from ..core.futures import TaskFailed, TaskFuture, drop_internal_frames
+from ..core.run import Run
+from ..executors.base import iter_leaves
+from . import run_commands
 from .cellrewrite import loaded_names, rewrite, top_level_names
 from .cellvalues import CALL_NAME, VALUE_NAME, call
 from .cellvalues import value as value_of
-from .executors.base import iter_leaves
-from .futures import TaskFailed, TaskFuture, drop_internal_frames
-from .modes import validate
-from .options import COMMANDS, DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
-from .run import Run
 
 __all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
 
@@ -39,13 +40,13 @@ _MISSING = object()
 
 def last_run() -> Run | None:
     """The run of the most recent ``%%executor`` cell (None before any)."""
-    from .widgets.live import last_run as shown
+    from ..widgets.live import last_run as shown
 
     return shown()
 
 
 def _declare_options(func: Any) -> Any:
-    """Apply ``magic_arguments`` decorators for MODE and every option of ``nbexec.options``."""
+    """Apply ``magic_arguments`` decorators for MODE and every option of ``nbexec.config.options``."""
     for option in reversed(OPTIONS + DISPLAY_OPTIONS):
         func = magic_arguments.argument(*option.flags, **option.argparse_kwargs())(func)
     mode_help = (
@@ -202,7 +203,7 @@ class ExecutorMagics(Magics):
     def _panel(self) -> None:
         from IPython.display import display
 
-        from .widgets.panel import ExecutorPanel
+        from ..widgets.panel import ExecutorPanel
 
         display(ExecutorPanel())
 
@@ -232,7 +233,7 @@ class ExecutorMagics(Magics):
         __tracebackhide__ = True
         run = Run(session.ensure(mode, **options))
         run.cell = cell
-        from .widgets.live import show_run  # widgets degrade to HTML/text without ipywidgets
+        from ..widgets.live import show_run  # widgets degrade to HTML/text without ipywidgets
 
         view = show_run(
             run, table=not display.get("no_table"), dashboard=bool(display.get("dashboard"))

@@ -19,8 +19,8 @@ from collections import deque
 from queue import Empty, SimpleQueue
 from typing import Any
 
+from ..runtime._taskcall import MAX_OUTPUT, keep_tail
 from ._errtext import MAX_ERROR_TEXT, cut
-from ._taskcall import MAX_OUTPUT, keep_tail
 from .snapshot import STATES, TERMINAL, NameRow, Snapshot, TaskInfo, TaskRecord
 
 __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow", "TaskInfo"]

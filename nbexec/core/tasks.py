@@ -11,8 +11,8 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import Any, overload
 
-from ._taskcall import in_task_body, task_body
-from .executors._tags import parse_resources
+from ..executors._tags import parse_resources
+from ..runtime._taskcall import in_task_body, task_body
 from .futures import TaskFuture
 from .run import _name_of, current_run
 
