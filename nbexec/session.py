@@ -12,6 +12,8 @@ import contextlib
 import os
 import sys
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +21,17 @@ from .config.modes import executor_for, validate
 from .config.options import LineError, format_line, parse_line
 from .executors.base import Executor, ExecutorInfo
 
-__all__ = ["use", "current", "stop", "ensure", "override", "status", "SessionStatus", "ENV_VAR"]
+__all__ = [
+    "use",
+    "current",
+    "stop",
+    "ensure",
+    "override",
+    "status",
+    "SessionStatus",
+    "ENV_VAR",
+    "on_change",
+]
 
 ENV_VAR = "NBEXEC_EXECUTOR"
 # Options that still fit a Client the user made (anything else configures another cluster).
@@ -74,6 +86,26 @@ class SessionStatus:
 
 _lock = threading.RLock()
 _active: _Active | None = None
+_listeners: list[weakref.ref] = []  # called after the session executor changed (held weakly)
+
+
+def on_change(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` after every change of the session executor (started, switched,
+    stopped), in the thread that made it. Held weakly (a bound method lives as long as its
+    object); a listener that raises is ignored."""
+    ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)
+    _listeners.append(ref)
+
+
+def _changed() -> None:
+    for ref in list(_listeners):
+        callback = ref()
+        if callback is None:
+            with contextlib.suppress(ValueError):
+                _listeners.remove(ref)
+            continue
+        with contextlib.suppress(Exception):  # a view must never break a switch
+            callback()
 
 
 def override() -> tuple[str, dict[str, Any]] | None:
@@ -144,8 +176,11 @@ def _install(executor: Executor, mode: str | None, options: dict[str, Any]) -> E
         stack.close()
         raise
     previous, _active = _active, _Active(executor, mode, options, stack)
-    if previous is not None:
-        previous.stack.close()
+    try:
+        if previous is not None:
+            previous.stack.close()
+    finally:
+        _changed()
     return executor
 
 
@@ -255,7 +290,10 @@ def _close() -> None:
     with _lock:
         previous, _active = _active, None
         if previous is not None:
-            previous.stack.close()
+            try:
+                previous.stack.close()
+            finally:
+                _changed()
 
 
 def status() -> SessionStatus:

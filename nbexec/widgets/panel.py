@@ -82,7 +82,7 @@ class ExecutorPanel(PanelFields, PanelStatus):
         self.magic_text.observe(self._keep_magic, names="value")
         live.on_last_run(self._on_last_run)
         self._seen = self._session_key()
-        self._follow_cells()
+        self._follow()
         self._update()
         self.refresh()
 
@@ -172,12 +172,14 @@ class ExecutorPanel(PanelFields, PanelStatus):
             starting = f"connecting to {options['address']}…"
         self.message.value = f"<i>{html.escape(starting or 'starting…')}</i>"
         self.apply_button.disabled = self.stop_button.disabled = True
+        self._applying = True
         try:
             executor = session.use(mode, **options)
         except Exception as exc:  # noqa: BLE001 - shown in the panel; the session is unchanged
             self._error(f"{type(exc).__name__}: {exc}")
             return None
         finally:
+            self._applying = False
             self.apply_button.disabled = self.stop_button.disabled = False
             self.refresh_status()
         self.message.value = ""
@@ -202,6 +204,13 @@ class ExecutorPanel(PanelFields, PanelStatus):
     def adapt(self, minimum: int, maximum: int) -> None:
         """Make the running cluster adaptive between ``minimum`` and ``maximum`` workers."""
         self.controls.adapt(minimum, maximum)
+
+    def close(self) -> None:
+        """Stop following the session and close the panel's widget."""
+        super().close()
+        close = getattr(self.widget, "close", None)
+        if close is not None:
+            close()
 
     # --- display -------------------------------------------------------------------------------
 

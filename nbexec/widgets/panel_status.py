@@ -1,20 +1,65 @@
 """The executor panel's status part: the status line, the last run's table, and following the
-session after every cell (whoever changed it)."""
+session within a second (whoever changed it, from whatever thread)."""
 
 from __future__ import annotations
 
 import html
-import sys
+import logging
+import threading
+import time
 import weakref
 from typing import Any
 
 from .. import session
+from ..core import history
 from ..core.render import render_html
 from . import live
 from .cluster_controls import cluster_lines, running_cluster
 from .panel_parts import Stub
 
-__all__ = ["PanelStatus"]
+__all__ = ["PanelStatus", "REFRESH"]
+
+logger = logging.getLogger("nbexec.widgets")
+
+#: Seconds between two refreshes of an open panel's status (cluster changes, runs going).
+REFRESH = 0.5
+
+
+_open: weakref.WeakSet = weakref.WeakSet()  # the panels not closed yet
+_thread_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def _refresher() -> None:
+    """Refresh every open panel each ``REFRESH`` seconds; end when none is left open."""
+    global _thread
+    while True:
+        time.sleep(REFRESH)
+        with _thread_lock:
+            panels = list(_open)
+            if not panels:
+                _thread = None
+                return
+        _tick_all(panels)
+        del panels  # held only while refreshing: a dropped panel can go
+
+
+def _tick_all(panels: list[PanelStatus]) -> None:
+    for panel in panels:
+        try:
+            panel._tick()
+        except Exception:  # noqa: BLE001 - a status line must never print into a cell
+            logger.debug("panel refresh failed", exc_info=True)
+
+
+def _watch(panel: PanelStatus) -> None:
+    """Add ``panel`` to the refreshed ones (one thread for all panels, started when needed)."""
+    global _thread
+    with _thread_lock:
+        _open.add(panel)
+        if _thread is None:
+            _thread = threading.Thread(target=_refresher, name="nbexec-panel-refresh", daemon=True)
+            _thread.start()
 
 
 class PanelStatus:
@@ -27,6 +72,8 @@ class PanelStatus:
     _table: Any
     _last_label: Any
     _seen: str
+    _closed: threading.Event
+    _follow_lock = threading.RLock()
 
     def _reload_session(self) -> None:
         raise NotImplementedError
@@ -36,30 +83,48 @@ class PanelStatus:
         mode, options = session.current_mode()
         return repr((mode, sorted(options.items())))
 
-    def _follow_cells(self) -> None:
-        """Follow the session after every cell, whoever changed it (IPython's post_run_cell)."""
-        ipython = sys.modules.get("IPython")
-        shell = ipython.get_ipython() if ipython is not None else None
-        if shell is None:
+    def _follow(self) -> None:
+        """Follow the session within a second, whoever changes it: the session calls the panel
+        on every change, and a light refresher redraws the status (cluster workers, runs going,
+        the last run's counts) every ``REFRESH`` seconds until the panel is closed."""
+        self._closed = threading.Event()
+        self.refreshes = 0
+        session.on_change(self._session_changed)
+        _watch(self)
+
+    def close(self) -> None:
+        """Stop following the session (the refresher ends) and close the panel's widgets."""
+        self._closed.set()
+        with _thread_lock:
+            _open.discard(self)
+
+    def _session_changed(self) -> None:
+        if self._closed.is_set():
             return
-        ref = weakref.ref(self)  # a panel nobody holds is not kept alive by the hook
-
-        def follow(*_: Any) -> None:
-            panel = ref()
-            if panel is None:
-                shell.events.unregister("post_run_cell", follow)
-            else:
-                panel.follow_session()
-
-        shell.events.register("post_run_cell", follow)
+        if getattr(self, "_applying", False):  # the panel's own Apply: the form already matches
+            self._seen = self._session_key()
+            self.refresh_status()
+        else:
+            self.follow_session()
 
     def follow_session(self) -> None:
         """Show the session's executor: the form is reloaded when the session changed."""
-        key = self._session_key()
-        if key != self._seen:
-            self._seen = key
-            self._reload_session()
+        with self._follow_lock:
+            key = self._session_key()
+            if key != self._seen:
+                self._seen = key
+                self._reload_session()
+            self.refresh_status()
+
+    def _tick(self) -> None:
+        """One refresh of the refresher thread: status line and the last run's table."""
+        if self._closed.is_set():
+            return
+        self.refreshes += 1
         self.refresh_status()
+        table = self._table
+        if table is not None and table.run is not None:
+            table.refresh()
 
     # --- status and last run -------------------------------------------------------------------
 
@@ -76,6 +141,9 @@ class PanelStatus:
             lines = [ln for ln in lines if not ln.startswith("dashboard:")]
             if link:
                 lines.append(f"dashboard: {link}")
+        going = len(history.open_runs())
+        if going:
+            lines.append(f"runs going: {going} (%executor wait waits for them)")
         return lines + cluster_lines(running_cluster())
 
     def refresh_status(self) -> None:
