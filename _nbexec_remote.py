@@ -38,9 +38,15 @@ __all__ = [
 # --- the task wrapper (every executor) ------------------------------------------------------------
 
 
+# Thread attributes: how many task bodies this thread is inside; whether its current attempt is
+# the last one (only a last attempt may be failed at once by the timeout).
+_DEPTH_ATTR = "_nbexec_depth"
+_FINAL_ATTR = "_nbexec_final_attempt"
+
+
 def in_task_body() -> bool:
     """True while this thread executes a task's own code (nested task calls are plain calls)."""
-    return getattr(threading.current_thread(), "_nbexec_depth", 0) > 0
+    return getattr(threading.current_thread(), _DEPTH_ATTR, 0) > 0
 
 
 class TaskExit(Exception):
@@ -96,7 +102,7 @@ def call_in_task_body(fn: Callable, args: tuple, kwargs: dict) -> Any:
     A BaseException the task raises itself comes out as ``TaskExit`` (see ``contain``).
     """
     thread = threading.current_thread()
-    thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1  # type: ignore[attr-defined]
+    setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR, 0) + 1)
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:
@@ -105,7 +111,7 @@ def call_in_task_body(fn: Callable, args: tuple, kwargs: dict) -> Any:
             raise
         raise failure from exc
     finally:
-        thread._nbexec_depth -= 1  # type: ignore[attr-defined]
+        setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR) - 1)
 
 
 def where_of(thread: threading.Thread) -> str:
@@ -192,7 +198,7 @@ class TaskCall:
         emit = self.emit
         attempt = 0
         thread = threading.current_thread()
-        thread._nbexec_depth = getattr(thread, "_nbexec_depth", 0) + 1
+        setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR, 0) + 1)
         outer = getattr(thread, _SINK_ATTR, None)
         out = OutputBuffer()
         setattr(thread, _SINK_ATTR, out)
@@ -207,7 +213,7 @@ class TaskCall:
                         {"t": time.time(), "where": where_of(thread), "attempt": attempt},
                     )
                 # Only a last attempt may be failed at once by the timeout (the pool's hook).
-                thread._nbexec_final_attempt = attempt > self.retries
+                setattr(thread, _FINAL_ATTR, attempt > self.retries)
                 try:
                     if self.timeout:
                         return call_with_timeout(self.fn, args, kwargs, self.timeout)
@@ -233,8 +239,8 @@ class TaskCall:
                     raise failure from exc
         finally:
             setattr(thread, _SINK_ATTR, outer)
-            thread._nbexec_final_attempt = True
-            thread._nbexec_depth -= 1
+            setattr(thread, _FINAL_ATTR, True)
+            setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR) - 1)
             if emit is not None and out.parts:
                 emit(self.task_id, "output", {"text": out.text()})
 
@@ -440,7 +446,7 @@ def _on_timeout(thread: threading.Thread, timeout: float) -> None:
     """A thread's pool may fail its task at once (``_nbexec_on_timeout``: the thread may be
     blocked in C, where the exception waits until the call returns); not while retries remain."""
     hook = getattr(thread, "_nbexec_on_timeout", None)
-    if hook is None or not getattr(thread, "_nbexec_final_attempt", True):
+    if hook is None or not getattr(thread, _FINAL_ATTR, True):
         return
     error = TimeoutError(f"the task ran longer than its timeout of {timeout:g} s")
     sink = getattr(thread, _SINK_ATTR, None)
@@ -544,6 +550,7 @@ class ByValue:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         obj = self.obj
         if obj is _UNLOADED:
+            assert self.data is not None  # an unloaded ByValue always carries its bytes
             obj = self.obj = pickle.loads(self.data)
         return obj(*args, **kwargs)
 

@@ -133,7 +133,7 @@ def _effective(mode: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]
     return mode, dict(options)
 
 
-def _matches(active: _Active, mode: str, options: dict[str, Any]) -> bool:
+def _matches(active: _Active, mode: str | None, options: dict[str, Any]) -> bool:
     if active.mode != mode:
         return False
     return all(active.options.get(name) == value for name, value in options.items())

@@ -10,7 +10,7 @@ import argparse
 import json
 import shlex
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 __all__ = ["MODES", "OPTIONS", "LineError", "parse_line", "format_line", "build_parser"]
 
@@ -182,7 +182,7 @@ DISPLAY_OPTIONS: tuple[Option, ...] = (
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage and exit
+    def error(self, message: str) -> NoReturn:  # argparse would print usage and exit
         raise LineError(message)
 
 
@@ -226,18 +226,18 @@ def parse_line(line: str, *, display_options: bool = False) -> tuple[str | None,
 def format_line(mode: str, options: dict[str, Any]) -> str:
     """The line that ``parse_line`` reads back as ``(mode, options)``."""
     words = [mode]
-    by_dest = {}
+    by_dest: dict[str, Option] = {}
     for option in OPTIONS:
         by_dest.setdefault(option.dest, option)
     for dest, value in options.items():
         if dest == "processes":
             words.append("--processes" if value else "--no-processes")
             continue
-        option = by_dest.get(dest)
-        if option is None:
+        known = by_dest.get(dest)
+        if known is None:
             raise ValueError(f"unknown option {dest!r}")
-        flag = option.flags[-1]
-        if option.nargs == 2:
+        flag = known.flags[-1]
+        if known.nargs == 2:
             words += [flag, *(str(v) for v in value)]
         elif isinstance(value, dict):
             words += [flag, shlex.quote(json.dumps(value, sort_keys=True))]

@@ -201,8 +201,9 @@ def _failures(snapshot: Snapshot, live: bool) -> str:
             where = f" on {_esc(f.where)}" if f.where else ""
             pre = "<pre style='font-size:85%;white-space:pre-wrap'>"
             trace = f"{pre}{_esc(f.traceback)}</pre>" if f.traceback else ""
-            if getattr(f, "output", None):  # the last lines the task printed
-                trace = f"<div>printed:</div>{pre}{_esc(f.output)}</pre>{trace}"
+            output = getattr(f, "output", None)
+            if output:  # the last lines the task printed
+                trace = f"<div>printed:</div>{pre}{_esc(output)}</pre>{trace}"
             items.append(
                 f"<details><summary><code>{_esc(f.name)}</code>{where}: {error}</summary>"
                 f"{trace}</details>"

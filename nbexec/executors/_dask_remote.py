@@ -63,6 +63,10 @@ def _digest_of_file(path: str | None) -> str | None:
         return None
 
 
+# The module attribute holding the sha256 of the source a module was built from.
+DIGEST_ATTR = "__nbexec_digest__"
+
+
 def install_module(name: str, source: bytes, filename: str, digest: str) -> str:
     """Make ``sys.modules[name]`` the module built from ``source`` (sha256 ``digest``) in this process.
 
@@ -71,16 +75,16 @@ def install_module(name: str, source: bytes, filename: str, digest: str) -> str:
     """
     module = sys.modules.get(name)
     if module is not None:
-        if getattr(module, "__nbexec_digest__", None) == digest:
+        if getattr(module, DIGEST_ATTR, None) == digest:
             return "present"
         if _digest_of_file(getattr(module, "__file__", None)) == digest:
-            module.__nbexec_digest__ = digest
+            setattr(module, DIGEST_ATTR, digest)
             return "present"
     else:
         spec = _find_spec(name)
         if spec is not None and _digest_of_file(spec.origin) == digest:
             module = importlib.import_module(name)
-            module.__nbexec_digest__ = digest
+            setattr(module, DIGEST_ATTR, digest)
             return "imported"
     module = types.ModuleType(name)
     module.__file__ = filename
@@ -95,7 +99,7 @@ def install_module(name: str, source: bytes, filename: str, digest: str) -> str:
         else:
             sys.modules[name] = previous
         raise
-    module.__nbexec_digest__ = digest
+    setattr(module, DIGEST_ATTR, digest)
     return "installed"
 
 
@@ -119,7 +123,7 @@ class InstallScheduler(SchedulerPlugin):
     def __init__(self, name: str, source: bytes, filename: str, digest: str):
         self.args = (name, source, filename, digest)
 
-    def start(self, scheduler: Any) -> None:
+    async def start(self, scheduler: Any) -> None:  # the scheduler awaits it
         install_module(*self.args)
 
 

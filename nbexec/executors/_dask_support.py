@@ -98,9 +98,13 @@ def _remote_source() -> tuple[bytes, str, str]:
     global _REMOTE_SOURCE
     if _REMOTE_SOURCE is None:
         filename = rt.__file__
-        source = rt.__spec__.loader.get_data(filename)  # a file, or a zip/wheel member
+        loader = rt.__spec__.loader if rt.__spec__ is not None else None
+        if loader is None or not hasattr(loader, "get_data"):
+            raise RuntimeError(f"cannot read {filename}: its loader {loader!r} has no get_data")
+        source = loader.get_data(filename)  # a file, or a zip/wheel member
         digest = hashlib.sha256(source).hexdigest()
-        rt.__nbexec_digest__ = digest  # an in-process scheduler or worker finds it present
+        # An in-process scheduler or worker finds it present.
+        setattr(rt, remote.DIGEST_ATTR, digest)
         _REMOTE_SOURCE = (source, filename, digest)
     return _REMOTE_SOURCE
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import inspect
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -70,7 +71,7 @@ def _parse(line: str) -> tuple[str | None, dict[str, Any], dict[str, bool]]:
         if "unrecognized arguments" in message:
             message += f"; options: {_flag_list()}"
         raise UsageError(f"%executor: {message}") from None
-    display = {
+    display: dict[str, bool] = {
         name: options.pop(name)
         for name in ("no_table", "dashboard", "background")
         if name in options
@@ -238,8 +239,10 @@ class ExecutorMagics(Magics):
         view = show_run(
             run, table=not display.get("no_table"), dashboard=bool(display.get("dashboard"))
         )
-        ns = self.shell.user_ns
-        glob = self.shell.user_global_ns
+        shell = self.shell
+        assert shell is not None  # IPython sets it before any magic runs
+        ns = shell.user_ns
+        glob = shell.user_global_ns
         before = dict(ns)
         value = None
         try:
@@ -281,6 +284,7 @@ class ExecutorMagics(Magics):
         """The cell as IPython would run it (transformed, cached for tracebacks, AST-transformed,
         top-level ``await`` allowed), its calls rewritten by ``cellrewrite``."""
         shell = self.shell
+        assert shell is not None
         for name, helper in ((CALL_NAME, call), (VALUE_NAME, value_of)):  # what the rewrite calls
             shell.user_global_ns[name] = helper
             shell.user_ns_hidden[name] = helper
@@ -293,18 +297,21 @@ class ExecutorMagics(Magics):
         last = None
         with shell.compile.extra_flags(_TOP_LEVEL_AWAIT if shell.autoawait else 0):
             if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last = shell.compile(ast.Expression(tree.body.pop().value), filename, "eval")
+                expr = ast.Expression(tree.body.pop().value)
+                # typeshed types codeop.Compile's source as str; like compile() it takes an AST.
+                last = shell.compile(expr, filename, "eval")  # type: ignore[arg-type]
             body = shell.compile(tree, filename, "exec")
         return body, last, names, loaded
 
     def _rebind(
-        self, run: Run, before: dict, names: set[str], loaded: set[str] = frozenset()
+        self, run: Run, before: dict, names: set[str], loaded: AbstractSet[str] = frozenset()
     ) -> dict[int, tuple[Any, Any]]:
         """Replace names the cell bound to TaskFutures (or containers of them) by their results,
         and resolve in place the lists, dicts and sets it only read (``zs.append(add(x, y))``).
 
         Returns ``{id(old): (old, new)}`` (old kept alive so ids stay unique).
         """
+        assert self.shell is not None
         ns = self.shell.user_ns
         for name in loaded - names:
             value = ns.get(name)
@@ -347,13 +354,14 @@ def _await_transformer(lines: list[str]) -> list[str]:
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "run_cell_magic"
         and len(node.args) == 3
-        and all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args)
-        and node.args[0].value == "executor"
     ):
+        return lines
+    words = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    if len(words) != 3 or words[0] != "executor":
         return lines
     from IPython.core.async_helpers import _should_be_async
 
-    line, cell = node.args[1].value, node.args[2].value
+    line, cell = words[1], words[2]
     try:
         from IPython import get_ipython
 

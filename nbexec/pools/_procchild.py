@@ -75,7 +75,7 @@ class _Task:
 
     @property
     def key(self) -> str:
-        return getattr(self.future, "key", None) or getattr(self.fn, "__name__", "task")
+        return str(getattr(self.future, "key", None) or getattr(self.fn, "__name__", "task"))
 
 
 class _Child:
@@ -214,8 +214,9 @@ def complete(task: _Task, child: _Child, kind: int, body: bytes) -> None:
     if kind == pw.KIND_OK:
         _finish(future, value)
         return
-    exc, text = value
-    _finish(future, exc=remote_error(exc, text, f"task {task.key!r} in worker process {child.pid}"))
+    error, text = value
+    where = f"task {task.key!r} in worker process {child.pid}"
+    _finish(future, exc=remote_error(error, text, where))
 
 
 def sigkill(pid: int) -> None:

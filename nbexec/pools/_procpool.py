@@ -133,7 +133,7 @@ class ProcPool(Executor):
         while pending and idle:
             child = idle.pop()
             size = max(1, min(self._max_chunk, len(pending) // (2 * self._max_workers)))
-            tasks = []
+            tasks: list[_Task] = []
             while pending and len(tasks) < size:
                 t = pending.popleft()
                 f = t.future
@@ -189,11 +189,11 @@ class ProcPool(Executor):
                 chunks = self._take_chunks()
         for _, body in frames:
             child.write(pw.KIND_RUN, body)
-        for t, exc in failed:
+        for t, cause in failed:
             err = TaskPicklingError(
-                f"cannot pickle the function or arguments of task {t.key!r}: {exc!r}"
+                f"cannot pickle the function or arguments of task {t.key!r}: {cause!r}"
             )
-            err.__cause__ = exc
+            err.__cause__ = cause
             _finish(t.future, exc=err)
         return chunks
 

@@ -45,7 +45,8 @@ def force_cancel(future: Any) -> bool:
             return False
         future._state = CANCELLED_AND_NOTIFIED
         future._condition.notify_all()
-    future._invoke_callbacks()
+    # Future._invoke_callbacks is CPython's private method, absent from typeshed.
+    future._invoke_callbacks()  # type: ignore[union-attr]
     return True
 
 

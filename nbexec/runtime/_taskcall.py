@@ -19,7 +19,7 @@ except ImportError:  # an editable install made before the module existed: load 
         "_nbexec_remote.py",
     )
     _spec = importlib.util.spec_from_file_location("_nbexec_remote", _path)
-    if _spec is None or not os.path.exists(_path):
+    if _spec is None or _spec.loader is None or not os.path.exists(_path):
         raise
     _nbexec_remote = importlib.util.module_from_spec(_spec)
     sys.modules["_nbexec_remote"] = _nbexec_remote
