@@ -9,6 +9,7 @@ from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
 from ._errtext import cut
+from ._stdfuture import StdFutureContract
 from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
@@ -89,8 +90,9 @@ def drop_internal_frames(exc: BaseException) -> BaseException:
     return exc
 
 
-class TaskFuture:
-    """The future of one task in a run.
+class TaskFuture(StdFutureContract):
+    """The future of one task in a run, with the ``concurrent.futures.Future`` API (it works with
+    ``concurrent.futures.wait`` and ``as_completed``).
 
     Besides its own API (``result``, ``done``, ``state``, ``name``, ``key``, ``exception``), a
     future USED as a value acts as its result, waiting for it: operators, comparisons, truth tests,
@@ -107,6 +109,7 @@ class TaskFuture:
         self._efut = efut
         self._deps = deps
         self._value = _NO_VALUE
+        self._watch = None
 
     @property
     def name(self) -> str:
@@ -163,11 +166,16 @@ class TaskFuture:
             raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The task's exception, or None if it succeeded."""
+        """The task's exception, or None if it succeeded; raises ``CancelledError`` if it was
+        cancelled, ``TimeoutError`` if it did not end within ``timeout`` seconds."""
         try:
             self.result(timeout)
         except CancelledError:
             raise
+        except TimeoutError as exc:
+            if not self._efut.done():  # the wait timed out, not the task
+                raise
+            return exc
         except Exception as exc:
             return exc
         return None

@@ -16,6 +16,7 @@ import threading
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from queue import Empty, SimpleQueue
 from typing import Any
 
@@ -83,6 +84,7 @@ class Tracker:
         self._finished_calls = 0
         self._applied_finishes = 0  # finish events applied
         self._wake_at = 0
+        self._on_end: dict[int, Callable[[], None]] = {}  # see on_end()
 
     # --- writers -----------------------------------------------------------------------------
 
@@ -211,6 +213,24 @@ class Tracker:
         calls = self._finished_calls = next(self._finish_calls)
         if self._waiters and calls >= self._wake_at:
             self._poke.put(None)
+        if self._on_end:
+            hook = self._on_end.pop(task_id, None)
+            if hook is not None:
+                hook()
+
+    def on_end(self, task_id: int, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` once the task has ended: now if it has, else in the thread that ends it
+        (right after its ``finish``). One hook per task; it must not raise."""
+        with self._lock:
+            self._drain()
+            if self._state[task_id] not in TERMINAL:
+                self._on_end[task_id] = hook
+                # A finish() that came after the drain may have looked for the hook before it was
+                # set: check again; whichever side pops the hook calls it.
+                self._drain()
+                if self._state[task_id] not in TERMINAL or self._on_end.pop(task_id, None) is None:
+                    return
+        hook()
 
     @property
     def version(self) -> int:
