@@ -31,7 +31,7 @@ from typing import Any
 __all__ = [
     "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys", "OutputBuffer",
-    "install_output_tee", "TaskTimeout", "call_with_timeout",
+    "install_output_tee", "call_quietly", "TaskTimeout", "call_with_timeout",
     "call_with_timeout_of", "TaskExit", "contain", "AsyncCall",
 ]  # fmt: skip
 
@@ -313,12 +313,15 @@ class OutputTee:
         self._stream = stream
 
     def write(self, text: Any) -> Any:
-        sink = getattr(threading.current_thread(), _SINK_ATTR, None)
+        thread = threading.current_thread()
+        sink = getattr(thread, _SINK_ATTR, None)
         if sink is not None and text:
             try:
                 sink.write_output(text if type(text) is str else str(text))
             except Exception:  # noqa: BLE001 - capturing must never break printing
                 pass
+        if getattr(thread, _QUIET_ATTR, False):  # kept for the task only (``call_quietly``)
+            return len(text)
         return self._stream.write(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -327,6 +330,23 @@ class OutputTee:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+#: The thread attribute set while a task runs whose printing is only kept (``call_quietly``).
+_QUIET_ATTR = "_nbexec_quiet"
+
+
+def call_quietly(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` whose printing is kept for its task but not written to this
+    process's streams: where the task ran is not where its output belongs (a background cell's
+    tasks; the kernel shows what they printed under that cell)."""
+    thread = threading.current_thread()
+    outer = getattr(thread, _QUIET_ATTR, False)
+    setattr(thread, _QUIET_ATTR, True)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        setattr(thread, _QUIET_ATTR, outer)
 
 
 def install_output_tee() -> None:

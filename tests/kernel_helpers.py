@@ -93,6 +93,7 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=startup_timeout)
         self._drain_iopub()
+        self.others: list[dict] = []  # iopub messages ``collect`` met whose parent was another cell
 
     @property
     def pid(self) -> int:
@@ -133,7 +134,22 @@ class Kernel:
                             idle = msg["content"]["execution_state"] == "idle"
                         else:
                             cell.messages.append(msg)
+                    else:
+                        msg["_t"] = time.monotonic()
+                        self.others.append(msg)
         return cell
+
+    def gather(self, seconds: float) -> list[dict]:
+        """Keep reading iopub for ``seconds``; returns (and keeps in ``others``) what came."""
+        got = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(queue.Empty):
+                msg = self.kc.get_iopub_msg(timeout=min(left, 0.05))
+                msg["_t"] = time.monotonic()
+                got.append(msg)
+        self.others.extend(got)
+        return got
 
     def execute(self, code: str, timeout: float = 60, **kwargs: Any) -> Cell:
         return self.collect(self.submit(code, **kwargs), timeout)

@@ -22,6 +22,7 @@ from ..runtime._taskcall import (
     MappedTaskCall,
     TaskCall,
     call_in_task_body,
+    call_quietly,
     call_with_timeout_of,
     install_output_tee,
     task_body,
@@ -86,6 +87,7 @@ class Run:
         self._retry_tracker: Tracker | None = None
         self._retried: dict[int, TaskFuture] = {}
         self._sink = _InlineSink(self.tracker, 0)  # where inline tasks print (one at a time)
+        self._quiet = False  # tasks keep what they print; the tracker's echo shows it
 
     # --- context -------------------------------------------------------------------------------
 
@@ -175,6 +177,14 @@ class Run:
             finally:
                 self._stack.close()
 
+    def route_output(self, write: Callable[[str], None]) -> None:
+        """Show what this run's tasks print through ``write`` (from any thread) instead of the
+        streams of the process and thread they run in (a background cell's tasks). Tasks run
+        inline print where they are called, as before."""
+        if not self._inline:
+            self.tracker.echo = write
+            self._quiet = True
+
     def _on_workers(self, op: str, worker: str | None, n_workers: int) -> None:
         """Worker events of a cluster executor: count losses, say why nothing runs with none."""
         info = self.tracker.info
@@ -236,6 +246,8 @@ class Run:
         self._specs.append((ids, fn, name, items, {}, tags, retries, delay, timeout))
         if timeout:
             fn = _Timed(fn, timeout)
+        if self._quiet:
+            fn = partial(call_quietly, fn)
         call = MappedTaskCall(fn, self._emit, retries, delay)
         context = {"task_name": name, "task_tags": tuple(tags)}
         try:
@@ -282,6 +294,8 @@ class Run:
                 args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
         tracker = self.tracker
         call_fn = _Timed(fn, timeout) if timeout else fn  # enforced wherever the task runs
+        if self._quiet:
+            call_fn = partial(call_quietly, call_fn)
         if self._inline:
             future = self._run_inline(call_fn, name, args, kwargs, deps, retries, retry_delay)
             self._specs.append((future._id, fn, name, *given, tags, retries, retry_delay, timeout))
@@ -329,6 +343,8 @@ class Run:
         self._specs.append((ids, fn, name, items, {}, (), retries, delay, timeout))
         if timeout:
             fn = _Timed(fn, timeout)
+        if self._quiet:
+            fn = partial(call_quietly, fn)
         futures = []
         try:
             for task_id, args in zip(ids, items):

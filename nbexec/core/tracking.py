@@ -61,6 +61,10 @@ class Tracker:
         self._keys: dict[int, str] = {}  # only the keys an executor gave
         self._errors: dict[int, str] = {}
         self._outputs: dict[int, list[str]] = {}  # only tasks that printed something
+        # Where output that its task did not show goes (``Run.route_output``), and the tasks
+        # already shown that way while they printed.
+        self.echo: Any = None
+        self._echoed: set[int] = set()
         self._names: dict[str, _NameStats] = {}
         self._failures: list[tuple[int, TaskInfo]] = []
         self._failed_count = 0
@@ -342,12 +346,23 @@ class Tracker:
         if len(parts) > 256 or len(text) > MAX_OUTPUT:
             parts[:] = [keep_tail("".join(parts))]
         self._queued += 1
+        if self.echo is not None and getattr(threading.current_thread(), "_nbexec_quiet", False):
+            self._echoed.add(task_id)
+            self._show(text)
 
     def set_output(self, task_id: int, text: str) -> None:
         """Set everything the task printed (sent whole from where it ran)."""
         if text:
             self._outputs[task_id] = [keep_tail(text)]
             self._queued += 1
+            if self.echo is not None and task_id not in self._echoed:
+                self._show(text)
+
+    def _show(self, text: str) -> None:
+        try:
+            self.echo(text)
+        except Exception:  # noqa: BLE001 - showing output must never break a task
+            pass
 
     def output(self, task_id: int) -> str:
         """What the task printed so far (stdout and stderr, as text); "" if nothing."""

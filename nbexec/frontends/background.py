@@ -9,6 +9,8 @@ first cell that runs after the run ended (IPython's ``pre_run_cell`` event) or a
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 from typing import Any
 
@@ -77,6 +79,7 @@ def run_cell(shell: Any, executor: Any, cell: str, body: Any, last: Any, names: 
     _hook(shell)
     run = Run(executor)
     run.cell = cell
+    run.route_output(cell_writer(shell))
     view = show_run(run, table=table, note=NOTE)
     ns = shell.user_ns
     before = dict(ns)
@@ -96,6 +99,33 @@ def run_cell(shell: Any, executor: Any, cell: str, body: Any, last: Any, names: 
     _unwaited.append(bg)
     threading.Thread(target=bg.finish, name="nbexec-background", daemon=True).start()
     return None if _has_futures(value) else value
+
+
+def cell_writer(shell: Any) -> Any:
+    """A function writing text under the cell running now, whichever cell runs when it is called
+    and from whatever thread (ipykernel: with this cell's parent header; elsewhere: stdout)."""
+    kernel = getattr(shell, "kernel", None)
+    get_parent = getattr(kernel, "get_parent", None)
+    parent = None
+    if get_parent is not None:
+        with contextlib.suppress(Exception):
+            parent = get_parent()
+
+    def write(text: str) -> None:
+        stream: Any = sys.stdout
+        while type(stream).__dict__.get("_nbexec_tee"):  # the stream behind nbexec's tee
+            stream = stream._stream
+        set_parent = getattr(stream, "set_thread_parent", None)
+        if not parent or set_parent is None:
+            stream.write(text)
+            return
+        token = set_parent(parent)
+        try:
+            stream.write(text)
+        finally:
+            stream.reset_thread_parent(token)
+
+    return write
 
 
 class _entered:

@@ -32,6 +32,7 @@ from _nbexec_remote import (
     OutputBuffer,
     TaskCall,
     call_in_task_body,
+    call_quietly,
     call_with_timeout_of,
     contain,
     in_task_body,
@@ -41,7 +42,7 @@ from _nbexec_remote import (
 )
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
-           "OutputBuffer", "install_output_tee", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
+           "OutputBuffer", "install_output_tee", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
            "AsyncCall", "task_body"]  # fmt: skip
 
 
