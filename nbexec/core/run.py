@@ -27,7 +27,7 @@ from ..runtime._taskcall import (
     install_output_tee,
     task_body,
 )
-from . import history
+from . import _timeouts, history
 from ._counted_get import CountedGet
 from ._dask_route import route_dask
 from ._runfuture import pool_lane, report_outcome, upstream_reason
@@ -88,6 +88,8 @@ class Run:
         self._retried: dict[int, TaskFuture] = {}
         self._sink = _InlineSink(self.tracker, 0)  # where inline tasks print (one at a time)
         self._quiet = False  # tasks keep what they print; the tracker's echo shows it
+        # Timeouts the kernel enforces too: Dask worker threads blocked in C (core/_timeouts.py).
+        self._watch_timeouts = getattr(executor, "mode", None) == "dask"
 
     # --- context -------------------------------------------------------------------------------
 
@@ -262,6 +264,8 @@ class Run:
             future = TaskFuture(self, task_id, efut, None)
             futures.append(future)
             self.executor.on_done(efut, partial(self._on_done, future))
+            if timeout and self._watch_timeouts:
+                _timeouts.watch(future, timeout, retries)
         self.futures.extend(futures)
         return futures
 
@@ -317,6 +321,8 @@ class Run:
         future = TaskFuture(self, task_id, efut, deps)
         self.futures.append(future)
         self.executor.on_done(efut, partial(self._on_done, future))
+        if timeout and self._watch_timeouts:
+            _timeouts.watch(future, timeout, retries)
         return future
 
     def _submit_to_pool(self, fn, name, args, kwargs, deps, retries, retry_delay) -> TaskFuture:

@@ -1,0 +1,90 @@
+"""Dask: a task blocked in C (``time.sleep``) past its timeout fails at once and frees its worker.
+
+The worker's watchdog cannot reach a thread inside ``time.sleep``; the kernel fails the task when
+it is still running past its timeout and stops it as ``cancel()`` does: on a cluster nbexec created
+its thread leaves the worker's pool and a new one runs the next task; on an external cluster the
+worker is reported busy. Times are printed; bounds are far below the sleep they replace.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import cloudpickle
+import pytest
+
+import nbexec
+from nbexec.config.modes import executor_for
+from nbexec.core.run import Run
+from nbexec.executors.dask import DaskExecutor
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = [pytest.mark.slow]
+
+SLEEP = 30.0  # what the timed-out task would hold its thread for
+
+
+@nbexec.task(timeout=1)
+def asleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@nbexec.task
+def quick():
+    return time.time()
+
+
+def _run_stuck(ex):
+    with Run(ex):  # warm up: the worker process, the task's code
+        quick()
+    t0 = time.monotonic()
+    with pytest.raises(nbexec.TaskFailed) as info:
+        with Run(ex) as run:
+            stuck = asleep(SLEEP)
+            after = quick()  # queued behind it on the only thread
+    ended = time.monotonic() - t0
+    assert isinstance(info.value.__cause__, TimeoutError), repr(info.value.__cause__)
+    assert "timeout of 1 s" in str(info.value.__cause__)
+    assert stuck.state == "failed" and isinstance(stuck.exception(), TimeoutError)
+    started = run.tracker.record(stuck._id).started
+    return run, after, started, ended
+
+
+def test_created_cluster_frees_the_thread_of_a_task_stuck_past_its_timeout():
+    ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
+    with ex.start():
+        run, after, started, ended = _run_stuck(ex)
+        gap = after.result() - (started + 1)
+        print(
+            f"\ndask (created, 1 thread): task in time.sleep({SLEEP:g}) with timeout 1 s -> "
+            f"next task started {gap:.2f} s after the timeout; run ended after {ended:.2f} s"
+        )
+        assert run.summary() == {"asleep": {"failed": 1}, "quick": {"success": 1}}
+        assert ended < SLEEP / 2 and gap < SLEEP / 3
+        assert "busy" not in ex.describe().extra
+        with Run(ex):  # the worker serves at its full width
+            assert quick().result() > 0
+
+
+def test_external_cluster_reports_the_busy_thread(dask_cli_cluster):
+    ex = DaskExecutor(address=dask_cli_cluster.address)
+    with ex.start():
+        with Run(ex):
+            quick()
+        t0 = time.monotonic()
+        with pytest.raises(nbexec.TaskFailed) as info:
+            with Run(ex):
+                stuck = asleep(8)
+        ended = time.monotonic() - t0
+        assert isinstance(info.value.__cause__, TimeoutError) and stuck.state == "failed"
+        print(
+            f"\ndask (external): task in time.sleep(8) with timeout 1 s failed after {ended:.2f} s"
+        )
+        assert ended < 6
+        deadline = time.monotonic() + 10
+        while not ex.describe().extra.get("busy") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sum(ex.describe().extra.get("busy", {}).values()) == 1
