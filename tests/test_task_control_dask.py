@@ -88,3 +88,29 @@ def test_external_cluster_reports_the_busy_thread(dask_cli_cluster):
         while not ex.describe().extra.get("busy") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert sum(ex.describe().extra.get("busy", {}).values()) == 1
+
+
+@nbexec.task
+def asleep_long(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def test_cancel_of_a_task_stuck_in_c_frees_its_worker_on_a_created_cluster():
+    ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
+    with ex.start():
+        with Run(ex):
+            quick()
+        with Run(ex) as run:
+            stuck = asleep_long(SLEEP)
+            after = quick()  # queued behind it on the only thread
+            deadline = time.monotonic() + 30
+            while stuck.state != "running" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            t0 = time.time()
+            assert stuck.cancel()
+            done = after.result()
+        print(f"\ndask (created, 1 thread): cancel of a task in time.sleep -> next task started "
+              f"{done - t0:.2f} s later")  # fmt: skip
+        assert stuck.state == "cancelled" and done - t0 < SLEEP / 3
+        assert run.summary() == {"asleep_long": {"cancelled": 1}, "quick": {"success": 1}}
