@@ -24,10 +24,10 @@ import nbexec, sys, time
 
 @nbexec.task
 def ticking(name, n=4, every=0.4):
-    for i in range(n):
-        print(f"tick {name} {i}", flush=True)
+    for i in range(n):  # one write per line: two threads' print() calls may interleave
+        sys.stdout.write(f"tick {name} {i}\\n")
         time.sleep(every)
-    print(f"tock {name}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"tock {name}\\n")
     return name
 """
 
