@@ -259,8 +259,19 @@ class RunView:
     ``run.table`` compares equal under nbval in every mode.
     """
 
+    #: Set by the IPython front end: shows a run that is still going as its live table.
+    live_display: Any = None
+
     def __init__(self, run: Any):
         self.run = run
+
+    @property
+    def _ipython_display_(self) -> Any:
+        """While the run goes on (and a front end can show it live): its live table."""
+        show, run = RunView.live_display, self.run
+        if show is None or not (run.active or not run.snapshot().finished):
+            raise AttributeError("_ipython_display_")  # IPython then uses the static bundle
+        return lambda: show(run)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         snapshot = self.run.snapshot()

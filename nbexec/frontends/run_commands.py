@@ -12,6 +12,7 @@ from typing import Any
 from .. import session
 from ..core import history
 from ..core.futures import TaskFailed, TaskFuture
+from ..core.render import RunView
 from ..executors.base import iter_leaves
 
 __all__ = ["COMMANDS", "run_command", "runs_text"]
@@ -89,7 +90,7 @@ def run_command(shell: Any, words: list[str]) -> Any:
 def _show(run: Any) -> None:
     from IPython.display import display
 
-    if run._active or not run.tracker.snapshot().finished:
+    if run.active or not run.tracker.snapshot().finished:
         from ..widgets.live import show_run
         from . import background
 
@@ -98,6 +99,10 @@ def _show(run: Any) -> None:
             view.finish()
         return
     display(run.table)
+
+
+# ``run.table`` displayed while its run goes on (e.g. after a page reload) is its live table.
+RunView.live_display = _show
 
 
 def _has_futures(value: Any) -> bool:
