@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import sys
 import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config.modes import executor_for, validate
 from .config.options import LineError, format_line, parse_line
+from .core.render import FinishedRun
 from .executors.base import Executor, ExecutorInfo
+
+if TYPE_CHECKING:
+    from .core.run import Run
+    from .core.snapshot import Snapshot
 
 __all__ = [
     "use",
@@ -31,7 +37,12 @@ __all__ = [
     "SessionStatus",
     "ENV_VAR",
     "on_change",
+    "last_run",
+    "set_last_run",
+    "on_last_run",
 ]
+
+logger = logging.getLogger("nbexec.session")
 
 ENV_VAR = "NBEXEC_EXECUTOR"
 # Options that still fit a Client the user made (anything else configures another cluster).
@@ -311,3 +322,45 @@ def status() -> SessionStatus:
 
 
 atexit.register(_close)
+
+
+# --- the last run shown under a cell (``%%executor``, a background cell): what the magics'
+# ``last_run()``, the executor panel and the dashboard read.
+_last_ref: weakref.ref[Run] | None = None
+_last_snapshot: Snapshot | None = None
+_last_listeners: list[weakref.ref] = []
+
+
+def last_run() -> Run | FinishedRun | None:
+    """The run most recently shown under a cell while it is alive, else a ``FinishedRun`` with
+    its last snapshot (None before any)."""
+    ref, snapshot = _last_ref, _last_snapshot
+    run = ref() if ref is not None else None
+    if run is not None:
+        return run
+    return FinishedRun(snapshot) if snapshot is not None else None
+
+
+def set_last_run(run: Run | None, snapshot: Snapshot | None = None) -> None:
+    """Record ``run`` as the last run shown (weakly: ``snapshot`` is what stays once the run is
+    freed) and call the ``on_last_run`` listeners with it."""
+    global _last_ref, _last_snapshot
+    _last_ref = weakref.ref(run) if run is not None else None
+    _last_snapshot = snapshot
+    for ref in list(_last_listeners):
+        callback = ref()
+        if callback is None:
+            with contextlib.suppress(ValueError):
+                _last_listeners.remove(ref)
+            continue
+        try:
+            callback(run)
+        except Exception:  # noqa: BLE001 - a broken listener must not break a cell
+            logger.debug("last-run listener failed", exc_info=True)
+
+
+def on_last_run(callback: Callable[[Run | None], None]) -> None:
+    """Call ``callback(run)`` whenever the last run shown changes. Held weakly (a bound method
+    lives as long as its object)."""
+    ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)
+    _last_listeners.append(ref)

@@ -38,10 +38,10 @@ def clean(monkeypatch):
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
     monkeypatch.delenv(session.ENV_VAR, raising=False)
     nbexec.stop()
-    live.set_last_run(None)
+    session.set_last_run(None)
     yield
     nbexec.stop()
-    live.set_last_run(None)
+    session.set_last_run(None)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import nbexec.widgets as nw
 from nbexec import session
 from nbexec.config.options import parse_line
 from nbexec.core.run import Run
-from nbexec.widgets import live
 from nbexec.widgets.panel import PANEL_TEXT, ExecutorPanel
 from nbexec.widgets.table import RunTable
 
@@ -214,7 +213,7 @@ def test_last_run_table():
     run = Run(nbexec.LocalExecutor())
     with run:
         run.map(lambda x: x, range(3))
-    live.set_last_run(run)
+    session.set_last_run(run)
     tables = [c for c in panel.last_table.children if isinstance(c, RunTable)]
     assert len(tables) == 1 and tables[0].run is run
     assert "3 success" in tables[0].html
@@ -254,12 +253,12 @@ def test_last_run_table_follows_runs_without_new_widgets():
         run = Run(nbexec.LocalExecutor())
         with run:
             run.map(abs, range(n))
-        live.set_last_run(run)
+        session.set_last_run(run)
         runs.append(run)
     table = panel.last_table.children[-1]
     assert table.run is runs[-1]
     assert "5/5" in table.html
-    live.set_last_run(runs[-1])
+    session.set_last_run(runs[-1])
     assert panel.last_table.children[-1] is table
 
 

@@ -10,6 +10,7 @@ from ipywidgets.widgets.widget import _instances
 
 import nbexec
 import nbexec.widgets as nw
+from nbexec import session
 from nbexec.core.render import render_html, render_text
 from nbexec.core.run import Run
 from nbexec.core.tracking import Tracker
@@ -172,7 +173,7 @@ def test_show_run_finish_blanks_the_live_output_and_displays_one_static_view(ker
     before = set(_instances)
     run = Run(LocalExecutor())
     view = live.show_run(run)
-    assert len(kernel) == 1 and live.last_run() is run
+    assert len(kernel) == 1 and session.last_run() is run
     with run:
         run.map(lambda x: x * 2, range(10))
     view.finish()
@@ -191,7 +192,7 @@ def test_show_run_finish_blanks_the_live_output_and_displays_one_static_view(ker
     del run
     gc.collect()
     assert ref() is None and view.run is None
-    assert live.last_run().summary() == {"lambda": {"success": 10}}
+    assert session.last_run().summary() == {"lambda": {"success": 10}}
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ __all__ = [
     "format_counts",
     "status_of",
     "RunView",
+    "FinishedRun",
     "STATE_COLORS",
     "COLUMNS",
 ]
@@ -279,3 +280,24 @@ class RunView:
 
     def __repr__(self) -> str:
         return render_text(self.run.snapshot())
+
+
+class FinishedRun:
+    """What is kept of a finished run once it was freed: its last snapshot."""
+
+    def __init__(self, snapshot: Snapshot):
+        self._snapshot = snapshot
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """``{task_name: {state: count}}`` with the non-zero counts (as ``Run.summary``)."""
+        return {row.name: {s: n for s, n in row.counts.items() if n} for row in self._snapshot.rows}
+
+    @property
+    def table(self) -> RunView:
+        return RunView(self)
+
+    def __repr__(self) -> str:
+        return f"<FinishedRun: {render_text(self._snapshot).splitlines()[0]}>"

@@ -27,6 +27,7 @@ from .. import session
 from ..config.modes import validate
 from ..config.options import COMMANDS, DISPLAY_OPTIONS, MODES, OPTIONS, LineError, parse_line
 from ..core.futures import TaskFailed, TaskFuture, drop_internal_frames
+from ..core.render import FinishedRun
 from ..core.run import Run
 from ..executors.base import iter_leaves
 from . import run_commands
@@ -39,11 +40,10 @@ __all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
 _MISSING = object()
 
 
-def last_run() -> Run | None:
-    """The run of the most recent ``%%executor`` cell (None before any)."""
-    from ..widgets.live import last_run as shown
-
-    return shown()
+def last_run() -> Run | FinishedRun | None:
+    """The run of the most recent ``%%executor`` cell (None before any); a ``FinishedRun``
+    (its last snapshot) once the run itself was freed."""
+    return session.last_run()
 
 
 def _declare_options(func: Any) -> Any:

@@ -191,16 +191,14 @@ def dashboard(
     names = tuple(_plot_name(p) for p in (DEFAULT_PLOTS if plots is None else plots))
     view = DashboardView(names, height)
     ipywidgets = _base.ipywidgets_or_none() if widgets is not False else None
-    from . import live
-
     if run is not None:
         executor = run.executor
     else:
-        from ..session import current
+        from ..session import current, last_run
 
         executor = current()
         if getattr(executor, "client", None) is None:
-            run = live.last_run()
+            run = last_run()
     client = getattr(executor, "client", None)
     if client is not None:
         view.link = dashboard_link(client)

@@ -18,20 +18,16 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 from .. import widgets as _base
 from ..core.render import render_html, render_text
 from ..core.snapshot import Snapshot
+from ..session import set_last_run
 
 __all__ = [
     "show_run",
     "LiveView",
-    "FinishedRun",
-    "last_run",
-    "set_last_run",
-    "on_last_run",
     "INTERVAL",
 ]
 
@@ -42,63 +38,6 @@ INTERVAL = 0.25
 _TICK = 1.0  # elapsed time in the header moves on at least this often while tasks run
 _CHART_INTERVAL = 1.0  # the task-stream chart redraws at most once a second
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-_last_ref: Any = None  # weak reference to the last run
-_last_snapshot: Snapshot | None = None  # what a finished last run showed
-_listeners: list[weakref.WeakMethod] = []
-
-
-class FinishedRun:
-    """What is kept of a finished run once it was freed: its last snapshot."""
-
-    def __init__(self, snapshot: Snapshot):
-        self._snapshot = snapshot
-
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
-
-    def summary(self) -> dict[str, dict[str, int]]:
-        """``{task_name: {state: count}}`` with the non-zero counts (as ``Run.summary``)."""
-        return {row.name: {s: n for s, n in row.counts.items() if n} for row in self._snapshot.rows}
-
-    @property
-    def table(self) -> Any:
-        from ..core.render import RunView
-
-        return RunView(self)
-
-    def __repr__(self) -> str:
-        return f"<FinishedRun: {render_text(self._snapshot).splitlines()[0]}>"
-
-
-def last_run() -> Any:
-    """The run most recently shown by ``show_run`` while it is alive, else a ``FinishedRun``
-    with its last snapshot (None before any)."""
-    run = _last_ref() if _last_ref is not None else None
-    if run is not None:
-        return run
-    return FinishedRun(_last_snapshot) if _last_snapshot is not None else None
-
-
-def set_last_run(run: Any, snapshot: Snapshot | None = None) -> None:
-    """Record ``run`` (weakly) as the last run and tell the listeners (e.g. open executor panels)."""
-    global _last_ref, _last_snapshot
-    _last_ref = weakref.ref(run) if run is not None else None
-    _last_snapshot = snapshot
-    for ref in list(_listeners):
-        callback = ref()
-        if callback is None:
-            _listeners.remove(ref)
-            continue
-        try:
-            callback(run)
-        except Exception:  # noqa: BLE001 - a broken listener must not break a cell
-            logger.debug("last-run listener failed", exc_info=True)
-
-
-def on_last_run(callback: Callable[[Any], None]) -> None:
-    """Call the bound method ``callback(run)`` whenever the last run changes (held weakly)."""
-    _listeners.append(weakref.WeakMethod(callback))
 
 
 class _Static:

@@ -17,7 +17,7 @@ from ..config.modes import validate
 from ..config.options import MODES
 from ..core.render import render_html
 from ..executors.base import Executor
-from . import cluster_spec, live
+from . import cluster_spec
 from .cluster_controls import ClusterControls, preview_text
 from .panel_fields import MODE_LABELS, PanelFields
 from .panel_parts import StubModule, copy_button_class
@@ -80,7 +80,7 @@ class ExecutorPanel(PanelFields, PanelStatus):
             widget.observe(self._on_change, names="value")
         self._own["cluster_class"].observe(self._on_class, names="value")
         self.magic_text.observe(self._keep_magic, names="value")
-        live.on_last_run(self._on_last_run)
+        session.on_last_run(self._on_last_run)
         self._seen = self._session_key()
         self._follow()
         self._update()
@@ -216,7 +216,7 @@ class ExecutorPanel(PanelFields, PanelStatus):
 
     def html(self) -> str:
         """The panel as static HTML: status, equivalent magic line and last run's table."""
-        run = live.last_run()
+        run = session.last_run()
         table = f"<div><b>last run</b>{render_html(run.snapshot())}</div>" if run else ""
         return (
             f"<div class='nbexec-panel'><b>nbexec executor</b>{self.status.value}"

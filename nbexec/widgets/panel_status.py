@@ -13,7 +13,6 @@ from typing import Any
 from .. import session
 from ..core import history
 from ..core.render import render_html
-from . import live
 from .cluster_controls import cluster_lines, running_cluster
 from .panel_parts import Stub
 
@@ -180,4 +179,4 @@ class PanelStatus:
     def refresh(self) -> None:
         """Redraw the status line and the last run's table."""
         self.refresh_status()
-        self._on_last_run(live.last_run())
+        self._on_last_run(session.last_run())
