@@ -272,3 +272,26 @@ def test_cancel_frees_the_only_worker_and_run_cancel_stops_the_rest(mode):
         assert run.summary() == {"spin_free": {"cancelled": 3}}
         with Run(ex):  # the executor still works at full capacity
             assert spin_free(0.01).result(timeout=15) == 0.01
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_routed_output_goes_only_where_the_run_says(executors, mode, capfd):
+    """``Run.route_output`` (background cells): tasks submitted one by one and mapped print
+    nothing to the streams where they run; the run's writer gets it all, each task's once."""
+    shown: list[str] = []
+    with pytest.raises(nbexec.TaskFailed):
+        with Run(executors(mode)) as run:
+            run.route_output(shown.append)
+            futures = [chatty(i) for i in range(4)]
+            mapped = nbexec.map(chatty_retried, [7, 8])
+    assert _wait_for(lambda: all(f.output for f in futures + mapped))
+    if mode == "local":  # run inline, in the calling cell: printed there as usual
+        assert shown == [] and "out 2" in capfd.readouterr().out
+        return
+    assert _wait_for(lambda: "try 8" in "".join(shown)), shown
+    text = "".join(shown)
+    for i in range(4):
+        assert text.count(f"out {i}\n") == 1 and text.count(f"err {i}\n") == 1
+    assert text.count("try 7\n") == 1 and text.count("try 8\n") == 1
+    captured = capfd.readouterr()
+    assert "out 2" not in captured.out + captured.err and "try 7" not in captured.out

@@ -356,6 +356,7 @@ class Tracker:
             self._outputs[task_id] = [keep_tail(text)]
             self._queued += 1
             if self.echo is not None and task_id not in self._echoed:
+                self._echoed.add(task_id)  # sent whole once (with its error, or as an event)
                 self._show(text)
 
     def _show(self, text: str) -> None:
