@@ -4,7 +4,9 @@ While a run is active, dask's ``scheduler`` config is a ``CountedGet`` of that r
 dask gets imported, if the run started before). Each graph's tasks are rows of the run's table by
 task prefix (dask's ``key_split``, as dask's progress bars show them; data nodes are not tasks), run
 by the executor's own ``dask_get`` (local pools, or the Dask client) or dask's synchronous scheduler.
-Local modes report each task as it starts and ends; on Dask the counts come when the graph ends.
+Local modes report each task as it starts and ends; on Dask the run's ``LivePoll`` reads them from
+the scheduler while the graph runs. A failed graph shows the task that raised as failed, naming its
+key (tasks stopped with it are cancelled), and the cell gets the task's own exception.
 ``persist`` on an executor whose ``dask_get`` keeps results (Dask) leaves them on the workers.
 """
 
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._dask_graph import fill_persisted, materialize, prefix_counts
+from ._dask_live import LivePoll, Watch, error_text
 
 if TYPE_CHECKING:
     from .run import Run
@@ -28,10 +31,11 @@ class CountedGet:
     and a run cannot pickle: the worker would fail to start and the tasks wait for ever.
     """
 
-    __slots__ = ("_run",)
+    __slots__ = ("_run", "_live")
 
     def __init__(self, run: Run):
         self._run = run
+        self._live = LivePoll()
 
     def __reduce__(self) -> tuple:
         return (type(None), ())
@@ -57,7 +61,11 @@ class CountedGet:
         )
         rows = _Rows(self._run.tracker, prefix_counts(graph))
         if keeps:
-            return rows.remote(executor, graph, keys, keep, kwargs)
+            return rows.remote(executor, self._live, graph, keys, keep, kwargs)
+        if getattr(executor, "scheduler", None) == "processes":
+            from ..runtime._pickling import dumps  # tracebacks name the user's file and line
+
+            kwargs.setdefault("func_dumps", dumps)
         return rows.local(_base_get(executor), graph, keys, kwargs)
 
 
@@ -82,10 +90,13 @@ class _Rows:
         for name, keys in by_prefix.items():
             self.ids.update(zip(keys, tracker.add_many(name, len(keys))))
 
-    def _end_open(self, error: BaseException) -> None:
-        """After a failure: started tasks failed with it, the others were cancelled."""
+    def _end_open(self, error: BaseException, culprit_known: bool = False) -> None:
+        """After a failure: tasks not ended were cancelled with it.
+
+        Without ``culprit_known`` (the task that raised is not known), started tasks fail with it.
+        """
         interrupted = isinstance(error, KeyboardInterrupt)
-        message = f"{type(error).__name__}: {error}"
+        message = error_text(error)
         tracker = self.tracker
         for task_id in self.ids.values():
             state = tracker.state(task_id)
@@ -94,7 +105,10 @@ class _Rows:
             if interrupted:
                 tracker.finish(task_id, "cancelled", "interrupted")
             elif state == "running":
-                tracker.finish(task_id, "failed", message)
+                if culprit_known:
+                    tracker.finish(task_id, "cancelled", f"stopped: another task failed: {message}")
+                else:
+                    tracker.finish(task_id, "failed", message)
             else:
                 tracker.finish(task_id, "cancelled", f"upstream failed: {message}")
 
@@ -120,57 +134,105 @@ class _Rows:
         try:
             result = get(graph, keys, callbacks=callbacks, **kwargs)
         except BaseException as exc:
-            self._end_open(exc)
+            key = _failed_key(exc)
+            if key in ids:
+                tracker.finish(ids[key], "failed", error_text(exc, key))
+            self._end_open(exc, key in ids)
             raise
         for task_id in ids.values():  # e.g. tasks a scheduler ran without callbacks
             tracker.finish(task_id, "success")
         return result
 
-    def remote(self, executor: Any, graph: dict, keys: Any, keep: bool, kwargs: dict) -> Any:
-        """Run on a cluster: futures for ``keys``; gathered unless ``keep`` (persist)."""
+    def remote(
+        self, executor: Any, live: LivePoll, graph: dict, keys: Any, keep: bool, kwargs: dict
+    ) -> Any:
+        """Run on a cluster: futures for ``keys``; gathered unless ``keep`` (persist).
+
+        ``live`` reads the tasks' states from the scheduler until the graph ends.
+        """
         packed = executor.dask_get(graph, keys, sync=False, **kwargs)
         futures = _flat_futures(packed)
+        watch = live.watch(executor.client, self.tracker, self.ids, graph)
         pending = [len(futures)]
 
         def on_done(_: Any) -> None:
             pending[0] -= 1
             if pending[0] == 0:
-                self._settle(executor, futures)
+                self._settle(executor, live, watch, futures)
 
         if keep:
             for future in futures:
                 future.add_done_callback(on_done)
             if not futures:
-                self._settle(executor, futures)
+                self._settle(executor, live, watch, futures)
             return packed
         try:
             result = executor.wait(packed)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 executor.interrupt(futures)
-            self._settle(executor, futures, exc)
+            self._settle(executor, live, watch, futures, exc)
             raise
-        self._settle(executor, futures)
+        self._settle(executor, live, watch, futures)
         return result
 
-    def _settle(self, executor: Any, futures: list, error: BaseException | None = None) -> None:
+    def _settle(
+        self,
+        executor: Any,
+        live: LivePoll,
+        watch: Watch,
+        futures: list,
+        error: BaseException | None = None,
+    ) -> None:
         """Record the graph's outcome once its futures ended (from the scheduler's task states)."""
+        live.unwatch(watch)
         if error is None:
             error = next((f.exception() for f in futures if f.status == "error"), None)
         if error is None:
             for task_id in self.ids.values():
                 self.tracker.finish(task_id, "success")
             return
+        culprit = False
         if not isinstance(error, KeyboardInterrupt):
-            states = executor.dask_task_states(list(self.ids))
-            message = f"{type(error).__name__}: {error}"
+            states = executor.dask_task_states(list(watch.open))
+            erred = [key for key, state in states.items() if state == "erred"]
+            for key in erred:  # the scheduler blames these; one is the cell's exception
+                if len(erred) == 1:
+                    watch.failed[key] = text = error_text(error, key)
+                    watch.open.discard(key)
+                    self.tracker.finish(self.ids[key], "failed", text)
+                else:
+                    watch.fail(key)
             for key, state in states.items():
-                task_id = self.ids[key]
-                if state == "memory" or state == "released-done":
-                    self.tracker.finish(task_id, "success")
-                elif state == "erred":
-                    self.tracker.finish(task_id, "failed", message)
-        self._end_open(error)
+                if state == "memory":
+                    self.tracker.finish(self.ids[key], "success")
+            culprit = bool(watch.failed)
+        self._end_open(error, culprit)
+
+
+def _failed_key(error: BaseException) -> Any:
+    """The key of the task that raised ``error`` in dask's local scheduler, or None.
+
+    The frames stay on the exception's traceback: dask's ``execute_task`` (the task's key) when the
+    exception comes from this process, else ``get_async``'s loop over finished tasks, which
+    re-raises a failed task's exception while its ``key`` and ``failed`` name it.
+    """
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        code = frame.f_code
+        if code.co_filename.endswith("local.py") and code.co_name in ("get_async", "execute_task"):
+            try:
+                names = frame.f_locals
+                if code.co_name == "execute_task" and "key" in names:  # not a rebuilt frame
+                    return names["key"]
+                if names.get("failed") is True:
+                    found = names.get("key")
+            except Exception:  # noqa: BLE001 - an odd frame: not known
+                pass
+        tb = tb.tb_next
+    return found
 
 
 def _flat_futures(packed: Any) -> list:
