@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config.modes import executor_for, validate
 from .config.options import LineError, format_line, parse_line
+from .core._dask_graph import unused_clients
 from .core.render import FinishedRun
 from .executors.base import Executor, ExecutorInfo
 
@@ -88,6 +89,7 @@ class SessionStatus:
                 lines.append(f"dashboard: {info.dashboard_link}")
             for address, n in (info.extra.get("busy") or {}).items():
                 lines.append(f"busy: {address} still runs {n} interrupted task(s) (not killed)")
+        lines.extend(self.extra.get("unused_clients", ()))
         if self.override:
             lines.append(
                 f"override: {ENV_VAR}={self.override!r} replaces the modes named in the notebook"
@@ -311,14 +313,16 @@ def status() -> SessionStatus:
     """Mode, options, what the executor runs on, and the environment override if any."""
     active = _active
     forced = os.environ.get(ENV_VAR, "").strip() or None
+    session_client = getattr(active.executor, "client", None) if active is not None else None
+    extra = {"unused_clients": unused_clients(session_client)}
     if active is None:
-        return SessionStatus(None, {}, forced, None)
+        return SessionStatus(None, {}, forced, None, extra=extra)
     try:
         info = active.executor.describe()
     except Exception as exc:  # a cluster that went away must not break the status line
         info = ExecutorInfo(mode=active.mode or "custom", extra={"error": str(exc)})
     line = format_line(active.mode, active.options) if active.mode else None
-    return SessionStatus(active.mode, dict(active.options), forced, info, line)
+    return SessionStatus(active.mode, dict(active.options), forced, info, line, extra)
 
 
 atexit.register(_close)

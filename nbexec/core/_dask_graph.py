@@ -12,7 +12,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["materialize", "prefix_counts", "fill_persisted", "PersistedDataError"]
+__all__ = [
+    "materialize",
+    "prefix_counts",
+    "fill_persisted",
+    "PersistedDataError",
+    "unused_clients",
+]
 
 
 class PersistedDataError(RuntimeError):
@@ -84,6 +90,34 @@ def _clients(first: Any = None) -> list:
         if client not in found:
             found.append(client)
     return [c for c in found if getattr(c, "status", None) in ("running", "newly-created")]
+
+
+def unused_clients(session_client: Any = None) -> list[str]:
+    """Notes on the open clients dask does not use: made with ``set_as_default=False``, so
+    neither ``.compute()`` nor ``%%executor dask`` runs on them; each says how to use it."""
+    if "distributed" not in sys.modules:
+        return []
+    from distributed import Client
+    from distributed.client import _get_global_client
+
+    default = _get_global_client()
+    notes = []
+    for client in list(Client._instances):
+        if client is default or client is session_client or client.asynchronous:
+            continue
+        if getattr(client, "status", None) not in ("running", "newly-created"):
+            continue
+        try:
+            address = client.scheduler.address  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - closing
+            continue
+        notes.append(
+            f"note: {_describe(client)} is not dask's default Client (set_as_default=False): "
+            f"neither .compute() nor %%executor dask runs on it; to run cells there use "
+            f"'%executor dask --address {address}', or make it the default "
+            "(with client.as_current(): ... in a cell, or Client(..., set_as_default=True))"
+        )
+    return sorted(notes)
 
 
 def _describe(client: Any) -> str:
