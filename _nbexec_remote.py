@@ -64,6 +64,15 @@ class TaskExit(Exception):
         return f"the task raised {type(self.exc).__name__}" + (f": {text}" if text else "")
 
 
+class TaskInterrupted(BaseException):
+    """Raised inside a running task that nbexec interrupts (``interrupt``, a cancelled run, a
+    kernel interrupt, leaving ``start()``), in a pool thread or a Dask worker thread.
+
+    A BaseException, so ``except Exception`` in task code does not swallow it and a retrying
+    task is not retried; not a KeyboardInterrupt, which distributed lets through to close the
+    worker (any other BaseException fails only the task)."""
+
+
 def _raised_by_code(exc: BaseException) -> bool:
     """Whether ``exc`` comes from a ``raise`` statement (not from a signal between two lines)."""
     tb = exc.__traceback__
@@ -85,10 +94,8 @@ def contain(exc: BaseException) -> BaseException:
     reaching the main thread), which must stop the work rather than fail one task."""
     if isinstance(exc, Exception):
         return exc
-    if getattr(type(exc), "_nbexec_interrupt", False) or type(exc).__name__ in (
-        "TaskInterrupted",
-        "TaskTimeout",
-    ):
+    # By name too: a worker may hold two copies of this module (installed and imported).
+    if type(exc).__name__ in ("TaskInterrupted", "TaskTimeout"):
         return exc
     if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
         if not _raised_by_code(exc):
@@ -494,10 +501,6 @@ _STOPPED_ATTR = "_nbexec_stopped"
 
 class TaskNotStarted(Exception):
     """The executor stopped before this task started, so it did not run."""
-
-
-class TaskInterrupted(Exception):
-    """The task was interrupted by ``DaskExecutor.interrupt`` or by leaving ``start()``."""
 
 
 def _worker_or_none() -> Any:

@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..pools._slimfuture import SlimFuture
-from ..pools._threadpool import InterruptiblePool, TaskInterrupted, force_cancel
+from ..pools._threadpool import InterruptiblePool, force_cancel
 from ..runtime._taskcall import call_in_task_body
 from .base import (
     EventCallback,
@@ -367,10 +367,7 @@ class LocalDaskExecutor(Executor):
         return map_structure(_result, futures, _is_future)
 
     def _on_keyboard_interrupt(self, exc: BaseException, future: Future | None) -> None:
-        if (
-            isinstance(exc, TaskInterrupted)
-            or threading.current_thread() is not threading.main_thread()
-        ):
+        if threading.current_thread() is not threading.main_thread():
             return  # raised inside a task of ours, not by the user
         if (
             future is not None

@@ -21,17 +21,10 @@ from functools import partial
 from queue import SimpleQueue
 from typing import Any
 
-from ..runtime._taskcall import contain
+from ..runtime._taskcall import TaskInterrupted, contain
 from ._slimfuture import SlimFuture
 
 __all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]
-
-
-class TaskInterrupted(KeyboardInterrupt):
-    """Raised inside a pool thread whose task was interrupted (a KeyboardInterrupt, so
-    ``except Exception`` in task code does not swallow it)."""
-
-    _nbexec_interrupt = True
 
 
 def force_cancel(future: Any) -> bool:

@@ -31,6 +31,7 @@ from _nbexec_remote import (
     MappedTaskCall,
     OutputBuffer,
     TaskCall,
+    TaskInterrupted,
     call_in_task_body,
     call_quietly,
     call_with_timeout_of,
@@ -43,7 +44,7 @@ from _nbexec_remote import (
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
            "OutputBuffer", "install_output_tee", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
-           "AsyncCall", "task_body"]  # fmt: skip
+           "AsyncCall", "task_body", "TaskInterrupted"]  # fmt: skip
 
 
 def task_body(fn):
