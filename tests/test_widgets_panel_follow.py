@@ -56,6 +56,19 @@ def test_switch_and_stop_from_another_thread_show_within_a_second():
     assert _shows(panel, "executor: none"), panel.status.value
 
 
+def test_the_panels_own_stop_keeps_its_form():
+    panel = ExecutorPanel()
+    panel.mode.value = "threads"
+    panel.workers.value = "2"
+    assert panel.apply() is nbexec.current()
+    panel.workers.value = "4"  # typed after Apply, not applied yet
+    panel.stop_button.click()
+    assert nbexec.current() is None
+    assert _shows(panel, "executor: none"), panel.status.value
+    time.sleep(2 * panel_status.REFRESH)  # the refresher ticks without reloading the form
+    assert panel.magic == "%executor threads --workers 4"
+
+
 def test_a_run_ending_in_another_thread_shows_within_a_second():
     nbexec.use("threads", workers=2)
     panel = ExecutorPanel()

@@ -187,13 +187,18 @@ class ExecutorPanel(PanelFields, PanelStatus):
         return executor
 
     def stop(self) -> None:
-        """Stop the session executor (as clicking Stop)."""
+        """Stop the session executor (as clicking Stop); the form keeps what was typed in it, so
+        it can be changed and applied again."""
+        self._applying = True  # the panel's own change: its form is not reloaded from the session
         try:
             session.stop()
         except Exception as exc:  # noqa: BLE001
             self._error(f"{type(exc).__name__}: {exc}")
         else:
             self.message.value = ""
+        finally:
+            self._applying = False
+        self._seen = self._session_key()
         self.refresh_status()
 
     def scale(self, n: int) -> None:
