@@ -18,6 +18,21 @@ MAGIC_LINES = {
     "dask": "dask --no-processes -n 1 --threads-per-worker 2",
 }
 
+#: The setup cell the shell tests share: ``inc`` and ``add`` tasks and a plain ``Box`` class.
+TASKS = """import nbexec
+
+@nbexec.task
+def inc(x):
+    return x + 1
+
+@nbexec.task
+def add(x, y):
+    return x + y
+
+class Box:
+    pass
+"""
+
 
 def ipython_shell(setup: str = "") -> Iterator[InteractiveShell]:
     """Yield the shell (no colours, ``%load_ext nbexec``, ``setup`` run); stop the session after."""

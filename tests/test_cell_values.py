@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
+from shell_helpers import MAGIC_LINES, TASKS, ipython_shell, run_cell
 
 from nbexec import session
 from nbexec.core.futures import TaskFuture
@@ -17,19 +17,12 @@ from nbexec.executors.base import iter_leaves
 
 MODES = MAGIC_LINES
 
-SETUP = """
+SETUP = (
+    TASKS
+    + """
 import asyncio, json, math, statistics
 import numpy as np
 import pandas as pd
-import nbexec
-
-@nbexec.task
-def inc(x):
-    return x + 1
-
-@nbexec.task
-def add(x, y):
-    return x + y
 
 @nbexec.task
 def square(x):
@@ -71,10 +64,8 @@ async def slow_async(x):
 
 def helper(values):          # a plain function defined in an earlier cell
     return [v * 2 for v in values]
-
-class Box:
-    pass
 """
+)
 
 # Every cell binds ``out``; it must be the same without the magic and under every mode.
 CORPUS = [
@@ -134,6 +125,23 @@ CORPUS = [
     "out = divmod(inc(8), 3)",
     "out = inc(1) in {2, 3}",
     "out = np.array(pair(1)) * inc(1)",
+    "out = {inc(i): i for i in range(3)}",
+    "out = {inc(1): 'a', **{inc(2): 'b'}}",
+    "out = {inc(i) for i in range(3)}",
+    "out = [f for f in (inc(i) for i in range(3))]",
+    "f = lambda: inc(1)\nout = f() + 1",
+    "class C:\n    def m(self):\n        return inc(1)\nout = C().m() + 1",
+    "import contextlib\nwith contextlib.nullcontext(inc(1)) as v:\n    out = v + 1",
+    "if (w := inc(1)) > 1:\n    out = w * 2",
+    "x = inc(1)\ndel x\nout = 'x' in dir()",
+    "def g():\n    global gv\n    gv = 5\ng()\nout = gv + inc(1)",
+    "print(*[inc(1), inc(2)])\nout = 1",
+    "x = 5\nx += inc(1)\nout = x",
+    "out = pair(3)[0:1]",
+    "out = helper(values=[inc(1)])",
+    "out = type(inc(1)) is int",
+    "out = max(inc(1), inc(3), key=lambda v: -v)",
+    "out = ' '.join(map(str, [inc(1), inc(2)]))",
 ]
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from IPython.core.error import UsageError
-from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
+from shell_helpers import MAGIC_LINES, TASKS, ipython_shell, run_cell
 
 import nbexec
 from nbexec import session
@@ -17,29 +17,19 @@ from nbexec.frontends import magics
 
 MODES = MAGIC_LINES
 
-TASKS = """
-import nbexec
-
-@nbexec.task
-def inc(x):
-    return x + 1
-
-@nbexec.task
-def add(x, y):
-    return x + y
-
+SETUP = (
+    TASKS
+    + """
 @nbexec.task
 def boom(x):
     raise ValueError(f"bad value {x}")
-
-class Box:
-    pass
 """
+)
 
 
 @pytest.fixture(scope="module")
 def shell():
-    yield from ipython_shell(TASKS)
+    yield from ipython_shell(SETUP)
 
 
 pytestmark = pytest.mark.usefixtures("clean_session")

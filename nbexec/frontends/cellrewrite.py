@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ast
 
-from .cellvalues import CALL_NAME, VALUE_NAME
+from .cellvalues import CALL_NAME, CALL_NAMES, VALUE_NAME
 
 __all__ = ["rewrite", "loaded_names", "top_level_names"]
 
@@ -22,7 +22,11 @@ __all__ = ["rewrite", "loaded_names", "top_level_names"]
 class _Calls(ast.NodeTransformer):
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        func = ast.Name(id=CALL_NAME, ctx=ast.Load())
+        plain = not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)
+        name = (
+            CALL_NAMES[len(node.args)] if plain and len(node.args) < len(CALL_NAMES) else CALL_NAME
+        )
+        func = ast.Name(id=name, ctx=ast.Load())
         ast.copy_location(func, node.func)
         new = ast.Call(func=func, args=[node.func, *node.args], keywords=node.keywords)
         return ast.copy_location(new, node)
@@ -32,6 +36,16 @@ class _Calls(ast.NodeTransformer):
         if any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):  # hashed containers
             node.left = _value(node.left)
             node.comparators = [_value(c) for c in node.comparators]
+        return node
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        self.generic_visit(node)
+        node.keys = [None if k is None else _value(k) for k in node.keys]  # keys are hashed
+        return node
+
+    def visit_DictComp(self, node: ast.DictComp) -> ast.AST:
+        self.generic_visit(node)
+        node.key = _value(node.key)
         return node
 
     def _definition(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:

@@ -21,12 +21,25 @@ from ..core.tasks import Task
 from ..core.tasks import map as _nbexec_map
 from ..core.tasks import submit as _nbexec_submit
 
-__all__ = ["call", "value", "resolve", "CALL_NAME", "VALUE_NAME"]
+__all__ = [
+    "call",
+    "call0",
+    "call1",
+    "call2",
+    "value",
+    "resolve",
+    "HELPERS",
+    "CALL_NAME",
+    "VALUE_NAME",
+]
 
 #: The names the rewritten cell calls ``call`` and ``value`` by (in the user's namespace, hidden
 #: from ``%who``).
 CALL_NAME = "__nbexec_call__"
 VALUE_NAME = "__nbexec_value__"
+#: ``call`` for calls of 0, 1 or 2 plain positional arguments (no ``*``/``**``, no keywords): the
+#: common case, without the cost of packing ``*args``/``**kwargs``.
+CALL_NAMES = ("__nbexec_call0__", "__nbexec_call1__", "__nbexec_call2__")
 
 _SCAN = (TaskFuture, list, tuple, dict, set, frozenset)
 _METHOD_TYPES = (types.MethodType, types.BuiltinMethodType)
@@ -62,11 +75,39 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     return fn(*resolve(args), **resolve(kwargs))
 
 
+def call0(fn: Any, /) -> Any:
+    """``call(fn)``."""
+    __tracebackhide__ = True
+    if type(fn) is TaskFuture:
+        fn = fn.result()
+    return fn()
+
+
+def call1(fn: Any, a: Any, /) -> Any:
+    """``call(fn, a)``."""
+    __tracebackhide__ = True
+    if isinstance(a, _SCAN) or type(fn) is TaskFuture:
+        return call(fn, a)
+    return fn(a)
+
+
+def call2(fn: Any, a: Any, b: Any, /) -> Any:
+    """``call(fn, a, b)``."""
+    __tracebackhide__ = True
+    if isinstance(a, _SCAN) or isinstance(b, _SCAN) or type(fn) is TaskFuture:
+        return call(fn, a, b)
+    return fn(a, b)
+
+
 def value(obj: Any) -> Any:
     """The result of a future (waiting for it), any other object itself: for ``in`` tests, where
     containers compare by hash first."""
     __tracebackhide__ = True
     return obj.result() if type(obj) is TaskFuture else obj
+
+
+#: What the rewritten cell calls, by name (the magic puts them in the user's namespace).
+HELPERS: dict[str, Any] = {}
 
 
 def resolve(obj: Any, _seen: set | None = None) -> Any:
@@ -110,3 +151,8 @@ def resolve(obj: Any, _seen: set | None = None) -> Any:
         return type(obj)(*items)
     rebuild: Any = type(obj)  # a list, dict or other container type, never a TaskFuture
     return rebuild(items)
+
+
+HELPERS.update(
+    {CALL_NAME: call, VALUE_NAME: value} | dict(zip(CALL_NAMES, (call0, call1, call2), strict=True))
+)

@@ -32,8 +32,7 @@ from ..core.run import Run
 from ..executors.base import iter_leaves
 from . import run_commands
 from .cellrewrite import loaded_names, rewrite, top_level_names
-from .cellvalues import CALL_NAME, VALUE_NAME, call
-from .cellvalues import value as value_of
+from .cellvalues import HELPERS
 
 __all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
 
@@ -285,7 +284,7 @@ class ExecutorMagics(Magics):
         top-level ``await`` allowed), its calls rewritten by ``cellrewrite``."""
         shell = self.shell
         assert shell is not None
-        for name, helper in ((CALL_NAME, call), (VALUE_NAME, value_of)):  # what the rewrite calls
+        for name, helper in HELPERS.items():  # what the rewrite calls
             shell.user_global_ns[name] = helper
             shell.user_ns_hidden[name] = helper
         source = shell.transform_cell(cell)
