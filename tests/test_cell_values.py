@@ -255,12 +255,13 @@ def test_independent_tasks_then_sum_run_in_parallel(shell):
 
 
 @pytest.mark.slow
-def test_futures_outliving_a_stopped_dask_executor(shell):
+@pytest.mark.parametrize("then", ["%executor threads", "%executor stop"])
+def test_futures_outliving_a_switched_or_stopped_dask_executor(shell, then):
     try:
         run_cell(shell, "box = Box()")
         dask = MODES["dask"]
         run_cell(shell, f"%%executor {dask}\nbox.kept = inc(1)\nbox.used = inc(5)\nbox.used + 0")
-        run_cell(shell, "%executor threads")
+        run_cell(shell, then)
         assert run_cell(shell, "box.used + 1") == 7  # a value used in its cell stays in the kernel
         with pytest.raises(RuntimeError, match="executor, which has been stopped or switched"):
             run_cell(shell, "box.kept + 1")
