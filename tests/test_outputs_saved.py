@@ -1,0 +1,56 @@
+"""What the shipped notebooks keep on disk: a few KB per ``%%executor`` cell, no residue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _executor_cells(nb: dict) -> list[dict]:
+    return [
+        c
+        for c in nb["cells"]
+        if c["cell_type"] == "code" and "".join(c["source"]).lstrip().startswith("%%executor")
+    ]
+
+
+def test_quickstart_is_well_under_100_kb():
+    size = (Path(__file__).parent.parent / "notebooks" / "01-quickstart.ipynb").stat().st_size
+    assert size < 100_000, f"quickstart is {size} bytes"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_each_executor_cell_keeps_a_few_kb_and_one_static_table(path):
+    nb = json.loads(path.read_text())
+    for cell in _executor_cells(nb):
+        first_line = "".join(cell["source"]).splitlines()[0]
+        tables = [
+            o["data"]
+            for o in cell["outputs"]
+            if "text/html" in o.get("data", {}) and "nbexec" in "".join(o["data"]["text/html"])
+        ]
+        texts = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in cell["outputs"])
+        assert "tasks: none" not in texts
+        # a table with many Dask prefix rows measures ~12 KB; most are 3.5-6.5 KB
+        for table in tables:
+            size = len(json.dumps(table))
+            assert size < 16_000, f"{path.name}: a static table of {size} bytes"
+        if "--background" in first_line:
+            continue
+        assert len(tables) == 1, f"{path.name}: {len(tables)} static tables in one cell"
+        if "--dashboard" in first_line:
+            continue  # the dashboard stays a widget (its text/plain names its charts)
+        # the live table's widget view is closed with the cell: no model id to point at
+        assert not any(WIDGET_VIEW in o.get("data", {}) for o in cell["outputs"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_notebooks_are_nbformat_4_5_and_unsigned(path):
+    nb = json.loads(path.read_text())
+    assert (nb["nbformat"], nb["nbformat_minor"]) == (4, 5)
+    assert "signature" not in nb["metadata"]
