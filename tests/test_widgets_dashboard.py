@@ -265,3 +265,31 @@ def test_kernel_outputs_compare_equal_under_override(monkeypatch):
         "nbexec executor panel",
         TEXT,
     ]
+
+
+def test_task_stream_draws_during_a_threads_run_and_is_shown_from_the_start(monkeypatch, tmp_path):
+    """The chart gains bars while tasks still run (not only at the end), and it is displayed
+    when the run starts, under the table, so nothing is inserted above later."""
+    import threading
+    import time
+
+    shown = _collect(monkeypatch)
+    gate = threading.Event()
+    executor = nbexec.LocalDaskExecutor("threads", num_workers=2)
+    with executor.start():
+        run = Run(executor)
+        view = live.show_run(run, dashboard=True)
+        assert [x._repr_mimebundle_()["text/plain"] for x in shown[1:]] == [TEXT]
+        with run:
+            run.map(lambda x: x, range(4))
+            run.submit(gate.wait, 10)
+            deadline = time.monotonic() + 10
+            while (
+                len(view.dashboard.chart.source.data["start"]) < 4 and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+            bars_mid_run = len(view.dashboard.chart.source.data["start"])
+            gate.set()
+        view.finish()
+    assert bars_mid_run >= 4
+    assert len(shown) == 3  # the table, the chart (from the start), the static view
