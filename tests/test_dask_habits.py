@@ -192,7 +192,7 @@ def test_rows_by_task_prefix_are_the_same_in_every_mode(shell):
         assert texts[mode].splitlines()[1:] == texts["local"].splitlines()[1:], mode
 
 
-@pytest.mark.parametrize("mode", ["local", "threads", "processes"])
+@pytest.mark.parametrize("mode", ["local", "threads", "processes", "dask --no-processes -n 1"])
 def test_a_cell_that_first_imports_dask_is_routed(mode):
     script = textwrap.dedent(f"""
         import sys
@@ -203,10 +203,13 @@ def test_a_cell_that_first_imports_dask_is_routed(mode):
         r = sh.run_cell('''%%executor {mode} --no-table
         import dask
         x = dask.delayed(sum)([1, 2, 3]).compute()
+        p = dask.delayed(sum)([4, 5]).persist()
         ''')
         assert r.success, r.error_in_exec
         from nbexec.frontends import magics
-        print(sh.user_ns["x"], magics.last_run().summary())
+        kinds = {{type(v).__name__ for v in dict(sh.user_ns["p"].__dask_graph__()).values()}}
+        print(kinds, sh.user_ns["p"].compute(), sh.user_ns["x"], magics.last_run().summary())
+        sh.run_line_magic("executor", "stop")
         """)
     env = dict(os.environ)
     env.pop(session.ENV_VAR, None)
@@ -214,4 +217,6 @@ def test_a_cell_that_first_imports_dask_is_routed(mode):
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().endswith("6 {'sum': {'success': 1}}"), out.stdout
+    # persist() in the same cell ran there too: data in the kernel, futures on Dask's workers
+    kind = "Future" if mode.startswith("dask") else "int"
+    assert out.stdout.strip().endswith(f"{{'{kind}'}} 9 6 {{'sum': {{'success': 2}}}}"), out.stdout
