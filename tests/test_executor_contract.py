@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import cloudpickle
 import pytest
 
+import nbexec
 from nbexec.executors import LocalExecutor
+from nbexec.executors.base import Executor, map_structure
 from nbexec.executors.local_dask import LocalDaskExecutor
 
 HAVE_DASK_EXECUTOR = importlib.util.find_spec("nbexec.executors.dask") is not None
@@ -153,3 +156,44 @@ def test_start_exit_and_start_again(make):
     with ex.start():
         assert ex.started
         assert ex.wait(ex.submit(inc, 2)) == 3
+
+
+class PrefectStyleExecutor(Executor):
+    """A third-party executor written against Prefect 1's API only: start, submit, wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool: ThreadPoolExecutor | None = None
+        self.submitted = 0
+
+    @contextmanager
+    def start(self):
+        with ThreadPoolExecutor(2) as self.pool:
+            yield
+        self.pool = None
+
+    def submit(self, fn, /, *args, extra_context=None, **kwargs):
+        assert self.pool is not None, "submit outside start()"
+        self.submitted += 1
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def wait(self, futures):
+        return map_structure(lambda f: f.result(), futures, lambda x: isinstance(x, Future))
+
+
+def test_a_prefect_style_executor_runs_tasks_maps_dependencies_and_failures():
+    executor = PrefectStyleExecutor()
+    # Started by its user, as Prefect's flow runner does: the base ``started`` says True.
+    with pytest.raises(nbexec.TaskFailed, match="fail") as info, executor.start():
+        with nbexec.run(executor) as run:
+            a = nbexec.submit(inc, 1)
+            b = nbexec.submit(add, a, 10)
+            mapped = nbexec.map(inc, range(4))
+            bad = nbexec.submit(fail, "no")
+            after = nbexec.submit(inc, bad)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert (a.result(), b.result()) == (2, 12)
+    assert [m.result() for m in mapped] == [1, 2, 3, 4]
+    assert bad.state == "failed" and after.state == "cancelled"
+    assert executor.submitted == 7, "every task but the cancelled one went through its submit"
+    assert run.summary()["inc"] == {"success": 5, "cancelled": 1}

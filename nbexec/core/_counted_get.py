@@ -19,7 +19,7 @@ from ._dask_graph import fill_persisted, materialize, prefix_counts
 from ._dask_live import LivePoll, Watch, error_text
 
 if TYPE_CHECKING:
-    from .run import Run
+    from ._runtype import RunLike as Run
 
 __all__ = ["CountedGet"]
 

@@ -13,7 +13,7 @@ from ._stdfuture import StdFutureContract
 from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
-    from .run import Run
+    from ._runtype import RunLike as Run
 
 __all__ = ["TaskFuture", "TaskFailed"]
 

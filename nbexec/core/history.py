@@ -22,7 +22,7 @@ from .futures import TaskFuture, _Done, _is_task_future
 
 if TYPE_CHECKING:
     from ..executors.base import Executor
-    from .run import Run
+    from ._runtype import RunLike as Run
 
 __all__ = ["runs", "register", "settle", "plan_retry", "rebind_retried", "MAX_RUNS"]
 
@@ -151,9 +151,8 @@ def _retry_specs(run: Run) -> dict[int, tuple]:
 
 def _light_copy(run: Run, specs: dict[int, tuple]) -> Run:
     """A Run sharing ``run``'s status model, holding only its failed and cancelled futures."""
-    from .run import Run
-
-    light = Run.__new__(Run)
+    cls = type(run)
+    light = cls.__new__(cls)
     light.__dict__.update(run.__dict__)
     light.futures = []
     light._specs = []
@@ -211,15 +210,13 @@ def _clear_pending() -> None:
 def plan_retry(run: Run, executor: Executor | None = None) -> Run:
     """A new (not yet entered) run that ``resubmit`` fills with ``run``'s failed and cancelled
     tasks; on ``executor``, else on the one ``run`` used."""
-    from .run import Run
-
     if run._active:
         raise RuntimeError("this run is still going; wait for it (or cancel it) before retry()")
     if run._retry_specs is None:
         settle(run)
         if run._retry_specs is None:
             run._retry_specs = _retry_specs(run)
-    new = Run(executor if executor is not None else run.executor)
+    new = type(run)(executor if executor is not None else run.executor)
     new.cell = run.cell
     new._retry_source = run._retry_specs  # no reference to ``run``: it may go
     new._retry_tracker = run.tracker

@@ -69,7 +69,7 @@ class Run:
         self._track_dask = track_dask
         self._stack = contextlib.ExitStack()
         self._emit: Callable | None = None
-        self._lazy = getattr(executor, "scheduler", None) == "synchronous"
+        self._lazy = executor.lazy
         self._inline = (
             isinstance(executor, LocalExecutor) and type(executor).submit is LocalExecutor.submit
         )
@@ -108,9 +108,7 @@ class Run:
             # stays open until the next run on this executor starts, or the executor stops.
             stack.callback(_lingering.__setitem__, self.executor, channel)
             self._emit = channel.emit
-            watch = getattr(self.executor, "watch_workers", None)
-            if watch is not None:
-                stack.callback(watch(self._on_workers))
+            stack.callback(self.executor.watch_workers(self._on_workers))
             if self._track_dask:
                 self._dask_config = route_dask(CountedGet(self))
                 stack.callback(self._leave_dask)

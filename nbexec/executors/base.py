@@ -133,6 +133,10 @@ def iter_leaves(obj: Any, is_leaf: Callable[[Any], bool]) -> Iterator[Any]:
             yield from iter_leaves(x, is_leaf)
 
 
+def _no_op() -> None:
+    pass
+
+
 def _is_concurrent_future(x: Any) -> bool:
     return isinstance(x, Future)
 
@@ -170,6 +174,20 @@ class Executor:
     def started(self) -> bool:
         """Whether ``start()`` is active (always True for executors that need no start)."""
         return True
+
+    @property
+    def lazy(self) -> bool:
+        """Whether submitted work runs only once waited on (``wait`` or a future's ``result``).
+
+        A run on a lazy executor runs the queued work in its own thread when it waits. Default False.
+        """
+        return False
+
+    def watch_workers(self, callback: Callable[[str, str | None, int], None]) -> Callable[[], None]:
+        """Call ``callback(op, worker, n_workers)`` on worker events while started; returns a
+        function that stops the calls. ``op`` is "now" (once, with the current count), "add" or
+        "remove". The default has no workers to watch: it never calls ``callback``."""
+        return _no_op
 
     def submit_future(
         self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any

@@ -242,6 +242,11 @@ class LocalDaskExecutor(Executor):
         self._dispatch(future, fn, args, kwargs, deps)
         return future
 
+    @property
+    def lazy(self) -> bool:
+        """In "synchronous" mode work runs only once waited on."""
+        return self.scheduler == "synchronous"
+
     def submit_to(
         self, future: SlimFuture, fn: Callable, args: tuple, kwargs: dict, deps: list | None = None
     ) -> None:
