@@ -10,7 +10,6 @@ code (``_nbexec_remote``) reaches the scheduler and each worker once, not with e
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import uuid
@@ -29,10 +28,12 @@ from distributed.deploy import LocalCluster
 from ..runtime._taskcall import _nbexec_remote as rt  # what runs in tasks: pickled by reference
 from . import _dask_remote as remote
 from ._connect import probe_scheduler
+from ._dask_args import check_arguments, scheduler_address, usable_client
+from ._dask_collections import DaskCollections
 from ._dask_done import DoneWatch
-from ._dask_stuck import busy_report, free_stuck_workers
+from ._dask_events import ClusterEvents
+from ._dask_stuck import free_stuck_workers
 from ._dask_support import (
-    _check_mapping,
     _install_remote_module,
     _qualname,
     _quiet_stderr_logs,
@@ -42,10 +43,8 @@ from ._dask_support import (
     parse_resources,
 )
 from .base import (
-    EventCallback,
     EventChannel,
     Executor,
-    ExecutorInfo,
     NotStartedError,
     make_task_key,
 )
@@ -62,7 +61,7 @@ warnings.filterwarnings("ignore", message="Sending large graph", category=UserWa
 _NOT_STARTED = "This executor has not been started."
 
 
-class DaskExecutor(Executor):
+class DaskExecutor(ClusterEvents, DaskCollections, Executor):
     """Runs functions on a ``dask.distributed`` cluster: a temporary one, or one at ``address``."""
 
     mode = "dask"
@@ -83,70 +82,17 @@ class DaskExecutor(Executor):
         client: distributed.Client | None = None,
     ) -> None:
         super().__init__()
-        if client is not None:
-            _check_user_client(client, address, cluster_class, cluster_kwargs, adapt_kwargs, scale)
-            cluster_class = cluster_kwargs = adapt_kwargs = None
-        if address is not None and not isinstance(address, str):
-            raise TypeError(f"address must be a str or None, not {type(address).__name__}")
-        cluster_kwargs = _check_mapping("cluster_kwargs", cluster_kwargs)
-        adapt_kwargs = _check_mapping("adapt_kwargs", adapt_kwargs)
-        client_kwargs = _check_mapping("client_kwargs", client_kwargs) or {}
-        if scale is not None and (
-            isinstance(scale, bool) or not isinstance(scale, int) or scale < 0
-        ):
-            raise ValueError(f"scale must be a non-negative int or None, not {scale!r}")
-        if performance_report_path is not None and not isinstance(
-            performance_report_path, (str, os.PathLike)
-        ):
-            raise TypeError("performance_report_path must be a path (str or os.PathLike) or None")
-        if address is not None:
-            if cluster_class is not None or cluster_kwargs is not None:
-                raise ValueError("Cannot specify `address` and `cluster_class`/`cluster_kwargs`")
-            if adapt_kwargs is not None:
-                raise ValueError(
-                    "Cannot specify `address` and `adapt_kwargs`: nbexec does not manage an "
-                    "existing cluster, so adaptive scaling would have no effect"
-                )
-            if debug is not None:
-                raise ValueError(
-                    "`debug` has no effect with `address`: it only sets the log "
-                    "level of a LocalCluster that nbexec creates"
-                )
-            if scale is not None:
-                raise ValueError(
-                    "`scale` has no effect with `address`: nbexec does not "
-                    "manage an existing cluster"
-                )
-        elif client is not None:
-            pass
-        else:
-            if cluster_class is None:
-                cluster_class = LocalCluster
-            elif isinstance(cluster_class, str):
-                cluster_class = import_cluster_class(cluster_class)
-            elif not callable(cluster_class):
-                raise TypeError(
-                    f"cluster_class must be a dotted name, a class or a callable, not {cluster_class!r}"
-                )
-            cluster_kwargs = cluster_kwargs or {}
-            is_local = is_local_cluster(cluster_class)
-            if is_local:
-                level = logging.CRITICAL if not debug else logging.WARNING
-                cluster_kwargs.setdefault("silence_logs", level)
-                if cluster_kwargs.get("processes", True):
-                    # An inproc (processes=False) LocalCluster fails with host="127.0.0.1".
-                    cluster_kwargs.setdefault("host", "127.0.0.1")
-                else:  # its workers' HTTP servers (/health, /metrics) would bind 0.0.0.0
-                    cluster_kwargs.setdefault("worker_dashboard_address", "127.0.0.1:0")
-                cluster_kwargs.setdefault("dashboard_address", "127.0.0.1:0")
-            elif debug is not None:
-                raise ValueError(
-                    f"`debug` has no effect with cluster_class {cluster_class!r}: it only sets "
-                    "the log level of a LocalCluster; pass that cluster's own logging options "
-                    "in cluster_kwargs instead"
-                )
-            adapt_kwargs = adapt_kwargs or {}
-        client_kwargs.setdefault("set_as_default", False)
+        (cluster_class, cluster_kwargs, adapt_kwargs, client_kwargs) = check_arguments(
+            address,
+            cluster_class,
+            cluster_kwargs,
+            adapt_kwargs,
+            client_kwargs,
+            debug,
+            scale,
+            client,
+            performance_report_path,
+        )
         self.address = address
         self.cluster_class = cluster_class
         self.cluster_kwargs = cluster_kwargs
@@ -185,7 +131,7 @@ class DaskExecutor(Executor):
         state["_user_client"] = None
         user = getattr(self, "_user_client", None)
         if user is not None:  # a copy connects to the same scheduler
-            state["address"] = _scheduler_address(user)
+            state["address"] = scheduler_address(user)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -212,9 +158,9 @@ class DaskExecutor(Executor):
         _quiet_stderr_logs()
         with ExitStack() as stack:
             if self._user_client is not None:
-                client = _usable(self._user_client)  # the user's: never closed by nbexec
+                client = usable_client(self._user_client)  # the user's: never closed by nbexec
             elif self.address is not None:
-                client = self._connect(stack)
+                client = self._connect(stack, self.address)
             else:
                 client = self._create(stack)
             self.client = client
@@ -241,28 +187,26 @@ class DaskExecutor(Executor):
                 finally:
                     self._reset_runtime()
 
-    def _connect(self, stack: ExitStack) -> distributed.Client:
-        self.logger.info("Connecting to an existing Dask cluster at %s", self.address)
+    def _connect(self, stack: ExitStack, address: str) -> distributed.Client:
+        self.logger.info("Connecting to an existing Dask cluster at %s", address)
         kwargs = dict(self.client_kwargs)
         timeout = float(kwargs.get("timeout", 10))
         kwargs.setdefault("timeout", timeout)
         security = kwargs.get("security")
         if not isinstance(security, distributed.Security):
             security = distributed.Security()  # picks up distributed's TLS settings from config
-        probe_scheduler(self.address, security, timeout)
+        probe_scheduler(address, security, timeout)
         try:
-            client = distributed.Client(self.address, **kwargs)
+            client = distributed.Client(address, **kwargs)
         except (OSError, TimeoutError) as exc:
-            raise type(exc)(
-                f"Cannot connect to the Dask scheduler at {self.address}: {exc}"
-            ) from exc
+            raise type(exc)(f"Cannot connect to the Dask scheduler at {address}: {exc}") from exc
         stack.enter_context(client)
         return client
 
     def _create(self, stack: ExitStack) -> distributed.Client:
-        cls = self.cluster_class
+        cls = self.cluster_class or LocalCluster  # the class __init__ picks when none is given
         self.logger.info("Creating a new Dask cluster with `%s`...", _qualname(cls))
-        kwargs = dict(self.cluster_kwargs)
+        kwargs = dict(self.cluster_kwargs or {})
         if is_local_cluster(cls) and kwargs.get("processes", True):
             preload = kwargs.get("preload", dask.config.get("distributed.worker.preload", []))
             preload = [preload] if isinstance(preload, str) else list(preload or [])
@@ -399,31 +343,6 @@ class DaskExecutor(Executor):
 
     # --- nbexec extensions --------------------------------------------------------------------
 
-    def event_channel(self, callback: EventCallback) -> EventChannel:
-        """A per-executor event topic: ``emit`` on a worker reaches ``callback`` here."""
-        client = self._require_client()
-        topic = f"nbexec-events-{uuid.uuid4().hex}"
-        logger = self.logger
-
-        def handler(event: tuple) -> None:
-            try:
-                for key, name, info in event[1]:
-                    callback(key, name, info)
-            except Exception:  # noqa: BLE001 - never break the client's event loop
-                logger.exception("Error in event callback")
-
-        client.subscribe_topic(topic, handler)
-
-        def close() -> None:
-            try:
-                client.unsubscribe_topic(topic)
-            except Exception:  # noqa: BLE001 - client closed or already unsubscribed
-                pass
-
-        channel = EventChannel(rt.Emitter(topic, callback), close)
-        self._channels.append(channel)
-        return channel
-
     def interrupt(self, futures: Iterable[Any]) -> None:
         """Cancel ``futures``; on a cluster nbexec created also stop the running ones."""
         client = self.client
@@ -437,160 +356,6 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             client.run(rt.interrupt_keys, keys, on_error="return")
         free_stuck_workers(self, keys, self._cluster is not None)
-
-    async def on_worker_status_changed(self, op: str, message: Any) -> None:
-        """Hook called for worker events: ``("add", {"workers": {addr: {}}})`` or ``("remove", addr)``."""
-        if op == "add":
-            for worker in message.get("workers", ()):
-                self.logger.debug("Worker %s added", worker)
-        elif op == "remove":
-            self.logger.debug("Worker %s removed", message)
-
-    async def _on_scheduler_event(self, event: tuple) -> None:
-        msg = event[1]
-        action = msg.get("action") if isinstance(msg, dict) else None
-        if action in ("add-worker", "remove-worker"):
-            self._info = None
-            self._info_version += 1
-        try:
-            if action == "add-worker":
-                self._notify_watchers("add", msg["worker"])
-                await self.on_worker_status_changed("add", {"workers": {msg["worker"]: {}}})
-            elif action == "remove-worker":
-                self._notify_watchers("remove", msg["worker"])
-                await self.on_worker_status_changed("remove", msg["worker"])
-        except Exception:  # noqa: BLE001 - as the seed: logged, never raised
-            self.logger.debug("Failure while watching dask worker events", exc_info=True)
-
-    def watch_workers(self, callback: Callable[[str, str | None, int], None]) -> Callable[[], None]:
-        """Call ``callback(op, worker, n_workers)`` on worker events while started (nbexec extension).
-
-        ``op`` is "now" (once, at once, with the current count), "add" or "remove". Returns a
-        function that stops the calls. Needs the worker-status watch (on unless adaptive).
-        """
-        client = self._require_client()
-        if not self._watching:
-            return lambda: None
-        if self._workers is None:
-            self._workers = set(self._scheduler_info(client).get("workers", {}))
-        self._watchers.append(callback)
-        callback("now", None, len(self._workers))
-
-        def stop() -> None:
-            if callback in self._watchers:
-                self._watchers.remove(callback)
-
-        return stop
-
-    def _notify_watchers(self, op: str, worker: str) -> None:
-        workers = self._workers
-        if workers is None:
-            return
-        if op == "add":
-            workers.add(worker)
-        else:
-            workers.discard(worker)
-        for callback in list(self._watchers):
-            try:
-                callback(op, worker, len(workers))
-            except Exception:  # noqa: BLE001 - never break the client's event loop
-                self.logger.exception("Error in worker watch callback")
-
-    def describe(self) -> ExecutorInfo:
-        """Workers, threads, memory, dashboard link and scheduler address (while started)."""
-        client = self.client
-        if client is None:
-            return ExecutorInfo(mode="dask", address=self.address)
-        info = self._scheduler_info(client)
-        workers = info.get("workers", {})
-        busy = busy_report(self)  # a round trip only after an interrupt left busy threads
-        return ExecutorInfo(
-            mode="dask",
-            extra={**({"busy": busy} if busy else {}), **self._client_extra()},
-            workers=len(workers),
-            threads=sum(w.get("nthreads", 0) for w in workers.values()),
-            memory=sum(w.get("memory_limit") or 0 for w in workers.values()),
-            dashboard_link=self._dashboard_link(client),
-            address=info.get("address") or client.scheduler.address,
-        )
-
-    def _client_extra(self) -> dict:
-        return {"client": "user"} if self._user_client is not None else {}
-
-    def _scheduler_info(self, client: distributed.Client) -> dict:
-        """``client.scheduler_info`` of every worker; while worker events are watched, fetched
-        again only after a worker came or went (a cell describes its executor: no round trip)."""
-        info = self._info
-        if info is None:
-            version = self._info_version
-            info = client.scheduler_info(n_workers=-1)
-            if self._watching and version == self._info_version:
-                self._info = info
-        return info
-
-    def _dashboard_link(self, client: distributed.Client) -> str | None:
-        """``client.dashboard_link`` (a scheduler round trip), kept like ``_scheduler_info``."""
-        key = (dask.config.get("distributed.dashboard.link", None), self._info_version)
-        cached = self._link
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        try:
-            link = client.dashboard_link
-        except Exception:  # noqa: BLE001 - e.g. the link template names a missing env var
-            link = None
-        if self._watching and key[1] == self._info_version:
-            self._link = (key, link)
-        return link
-
-    # --- dask collections (nbexec extensions) -----------------------------------------------
-
-    #: ``dask_get(..., sync=False)`` returns futures whose data stays on the workers.
-    dask_keeps_results = True
-
-    def dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
-        """A dask scheduler ``get`` on this executor's client (``sync=False``: futures)."""
-        return self._require_client().get(dsk, keys, **kwargs)
-
-    def dask_task_states(self, keys: list) -> dict:
-        """The scheduler's state of each of ``keys`` it still knows ("erred" only where the error
-        arose; its dependents are "erred-upstream")."""
-
-        def states(dask_scheduler: Any, keys: list) -> dict:
-            out = {}
-            for key in keys:
-                ts = dask_scheduler.tasks.get(key)
-                if ts is None:
-                    continue
-                state = ts.state
-                if state == "erred" and ts.exception_blame is not ts:
-                    state = "erred-upstream"
-                out[key] = state
-            return out
-
-        try:
-            return self._require_client().run_on_scheduler(states, keys=keys)
-        except Exception as exc:  # noqa: BLE001 - the table then shows them as not run
-            self.logger.debug("Could not read task states: %r", exc)
-            return {}
-
-    @contextmanager
-    def as_dask_default(self) -> Iterator[None]:
-        """Make this executor's client dask's default, as ``Client()`` does, until the block ends.
-
-        A client the user made is the default already and stays so.
-        """
-        from distributed.client import _del_global_client, _get_global_client, _set_global_client
-
-        client = self._require_client()
-        if _get_global_client() is client:
-            yield
-            return
-        _set_global_client(client)
-        try:
-            with dask.config.set(scheduler="dask.distributed"):
-                yield
-        finally:
-            _del_global_client(client)
 
     @property
     def user_client(self) -> bool:
@@ -611,39 +376,3 @@ class DaskExecutor(Executor):
         except OSError:
             self.logger.exception("Failed to read the performance report")
             return ""
-
-
-def _check_user_client(
-    client: Any,
-    address: Any,
-    cluster_class: Any,
-    cluster_kwargs: Any,
-    adapt_kwargs: Any,
-    scale: Any,
-) -> None:
-    if not isinstance(client, distributed.Client):
-        raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
-    given = [name for name, value in (("address", address), ("cluster_class", cluster_class),
-             ("cluster_kwargs", cluster_kwargs), ("adapt_kwargs", adapt_kwargs),
-             ("scale", scale)) if value is not None]  # fmt: skip
-    if given:
-        raise ValueError(
-            f"`client` runs on the cluster of a Client you made; {', '.join(given)} would "
-            "configure another cluster"
-        )
-
-
-def _scheduler_address(client: Any) -> str | None:
-    try:
-        return client.scheduler.address
-    except Exception:  # noqa: BLE001 - a closed client
-        return None
-
-
-def _usable(client: distributed.Client) -> distributed.Client:
-    if client.status not in ("running", "newly-created"):
-        raise RuntimeError(
-            f"the Client you made (scheduler {_scheduler_address(client)!r}) is {client.status}; "
-            "create it again, or run `%executor dask` with options to let nbexec start a cluster"
-        )
-    return client
