@@ -106,10 +106,6 @@ def value(obj: Any) -> Any:
     return obj.result() if type(obj) is TaskFuture else obj
 
 
-#: What the rewritten cell calls, by name (the magic puts them in the user's namespace).
-HELPERS: dict[str, Any] = {}
-
-
 def resolve(obj: Any, _seen: set | None = None) -> Any:
     """``obj`` with every TaskFuture inside replaced by its result (waiting for it).
 
@@ -153,6 +149,9 @@ def resolve(obj: Any, _seen: set | None = None) -> Any:
     return rebuild(items)
 
 
-HELPERS.update(
-    {CALL_NAME: call, VALUE_NAME: value} | dict(zip(CALL_NAMES, (call0, call1, call2), strict=True))
-)
+#: What the rewritten cell calls, by name (the magic puts them in the user's namespace).
+HELPERS: dict[str, Any] = {
+    CALL_NAME: call,
+    VALUE_NAME: value,
+    **dict(zip(CALL_NAMES, (call0, call1, call2), strict=True)),
+}
