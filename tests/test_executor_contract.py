@@ -151,8 +151,7 @@ def test_start_exit_and_start_again(make):
     ex = make()
     with ex.start():
         assert ex.wait(ex.submit(inc, 1)) == 2
-    if not isinstance(ex, LocalExecutor):
-        assert not ex.started
+    assert not ex.started
     with ex.start():
         assert ex.started
         assert ex.wait(ex.submit(inc, 2)) == 3
@@ -165,9 +164,11 @@ class PrefectStyleExecutor(Executor):
         super().__init__()
         self.pool: ThreadPoolExecutor | None = None
         self.submitted = 0
+        self.starts = 0
 
     @contextmanager
     def start(self):
+        self.starts += 1
         with ThreadPoolExecutor(2) as self.pool:
             yield
         self.pool = None
@@ -183,7 +184,7 @@ class PrefectStyleExecutor(Executor):
 
 def test_a_prefect_style_executor_runs_tasks_maps_dependencies_and_failures():
     executor = PrefectStyleExecutor()
-    # Started by its user, as Prefect's flow runner does: the base ``started`` says True.
+    # Started by its user, as Prefect's flow runner does: the run does not start it again.
     with pytest.raises(nbexec.TaskFailed, match="fail") as info, executor.start():
         with nbexec.run(executor) as run:
             a = nbexec.submit(inc, 1)
@@ -197,3 +198,19 @@ def test_a_prefect_style_executor_runs_tasks_maps_dependencies_and_failures():
     assert bad.state == "failed" and after.state == "cancelled"
     assert executor.submitted == 7, "every task but the cancelled one went through its submit"
     assert run.summary()["inc"] == {"success": 5, "cancelled": 1}
+    assert executor.starts == 1
+
+
+def test_a_run_starts_an_unstarted_third_party_executor_and_stops_it():
+    executor = PrefectStyleExecutor()
+    assert not executor.started
+    with nbexec.run(executor):
+        assert executor.started and executor.pool is not None
+        a = nbexec.submit(inc, 1)
+    assert a.result() == 2
+    assert executor.starts == 1 and executor.pool is None and not executor.started
+    with executor.start():  # started by its user: the run leaves it started
+        with nbexec.run(executor):
+            b = nbexec.submit(inc, a)
+        assert executor.started and executor.starts == 2
+    assert b.result() == 3

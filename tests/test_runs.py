@@ -229,33 +229,30 @@ def test_submit_outside_a_run_names_the_fix():
 
 
 @pytest.mark.parametrize("mode", ["local", "threads", pytest.param("dask", marks=pytest.mark.slow)])
-def test_a_finished_task_costs_the_run_under_500_bytes(executors, mode):
+def test_a_finished_task_keeps_its_record(executors, mode):
+    # What a record costs in bytes is measured in tests/benchmarks/bench_runs.py.
     with Run(executors(mode)) as run:
         futures = [inc(i) for i in range(1000)]
     assert [f.result() for f in futures[:3]] == [1, 2, 3]
-    per_task = run.tracker.nbytes() / len(run.tracker)
-    assert per_task < 500, per_task
+    assert len(run.tracker) == 1000 and run.tracker.nbytes() > 0
     record = run.tracker.record(500)
     assert record.state == "success" and record.key == futures[500].key
     assert record.started is not None and record.finished >= record.started and record.where
 
 
-def test_snapshot_cost_does_not_grow_with_the_task_count():
+def test_a_snapshot_counts_every_task_of_a_large_tracker():
+    # How its cost grows with the task count is measured in tests/benchmarks/bench_infra.py.
     from nbexec.core.tracking import Tracker
 
-    def cost(n):
-        tracker = Tracker()
-        for i in range(n):
-            tid = tracker.add(("a", "b", "c")[i % 3], f"k{i}")
-            tracker.running(tid, where="w")
-            tracker.finish(tid, "success")
-        t0 = time.perf_counter()
-        for _ in range(200):
-            tracker.snapshot()
-        return time.perf_counter() - t0
-
-    small, large = min(cost(100) for _ in range(3)), min(cost(100_000) for _ in range(3))
-    assert large < small * 3, (small, large)
+    tracker = Tracker()
+    for i in range(30_000):
+        tid = tracker.add(("a", "b", "c")[i % 3], f"k{i}")
+        tracker.running(tid, where="w")
+        tracker.finish(tid, "success" if i % 10 else "failed", None if i % 10 else "boom")
+    snap = tracker.snapshot()
+    assert snap.totals["success"] == 27_000 and snap.totals["failed"] == 3_000
+    assert [row.name for row in snap.rows] == ["a", "b", "c"]
+    assert sum(row.counts["success"] for row in snap.rows) == 27_000
 
 
 def test_tracker_is_thread_safe():

@@ -15,9 +15,11 @@ once in the calling thread, so a subclass that implements only the seed's interf
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -141,6 +143,31 @@ def _is_concurrent_future(x: Any) -> bool:
     return isinstance(x, Future)
 
 
+#: How many ``start()`` blocks of each executor are active (the default ``started`` reads it).
+_starts: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def _observed(start: Callable[..., Any]) -> Callable[..., Any]:
+    """``start`` (a context-manager method) counted in ``_starts`` while its block is active."""
+
+    @functools.wraps(start)
+    @contextmanager
+    def observed_start(self: Any, *args: Any, **kwargs: Any) -> Iterator[None]:
+        with start(self, *args, **kwargs):
+            _starts[self] = _starts.get(self, 0) + 1
+            try:
+                yield
+            finally:
+                left = _starts.get(self, 1) - 1
+                if left:
+                    _starts[self] = left
+                else:
+                    _starts.pop(self, None)
+
+    observed_start.__nbexec_observed__ = True  # type: ignore[attr-defined]
+    return observed_start
+
+
 class Executor:
     """Base class of all executors: runs functions, possibly elsewhere, and resolves their futures."""
 
@@ -149,6 +176,14 @@ class Executor:
 
     def __init__(self) -> None:
         self.logger = logging.getLogger(f"nbexec.{type(self).__name__}")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A subclass's own start() is observed too, so the default ``started`` tells the truth
+        # for executors written against Prefect's API only.
+        super().__init_subclass__(**kwargs)
+        start = cls.__dict__.get("start")
+        if callable(start) and not getattr(start, "__nbexec_observed__", False):
+            cls.start = _observed(start)  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"<Executor: {type(self).__name__}>"
@@ -172,8 +207,10 @@ class Executor:
 
     @property
     def started(self) -> bool:
-        """Whether ``start()`` is active (always True for executors that need no start)."""
-        return True
+        """Whether a ``start()`` block of this executor is active. A run given an executor that is
+        not started starts it for its duration. The default observes ``start()`` (this class's
+        and any subclass's); executors that know their own state override it."""
+        return _starts.get(self, 0) > 0
 
     @property
     def lazy(self) -> bool:
@@ -234,3 +271,6 @@ class Executor:
     def describe(self) -> ExecutorInfo:
         """What this executor runs on."""
         return ExecutorInfo(mode=self.mode)
+
+
+Executor.start = _observed(Executor.start)  # type: ignore[method-assign]
