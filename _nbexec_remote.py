@@ -184,26 +184,28 @@ class TaskCall:
 
     What the call prints is captured (``OutputBuffer``) and sent as an "output" event; on the
     last failure it also travels on the exception (``_nbexec_output``). ``timeout``: seconds an
-    attempt may run before it fails with ``TimeoutError`` (retried like any failure).
+    attempt may run before it fails with ``TimeoutError`` (retried like any failure). ``done``:
+    attempts made before this call, when the kernel submitted the task again.
     """
 
-    __slots__ = ("fn", "task_id", "emit", "retries", "retry_delay", "timeout")
+    __slots__ = ("fn", "task_id", "emit", "retries", "retry_delay", "timeout", "done")
 
-    def __init__(self, fn, task_id, emit, retries=0, retry_delay=0.0, timeout=None):
+    def __init__(self, fn, task_id, emit, retries=0, retry_delay=0.0, timeout=None, done=0):
         self.fn = fn
         self.task_id = task_id
         self.emit = emit
         self.retries = retries
         self.retry_delay = retry_delay
         self.timeout = timeout
+        self.done = done  # attempts made before this call (the kernel resubmitted the task)
 
     def __reduce__(self):
         return (TaskCall, (self.fn, self.task_id, self.emit, self.retries, self.retry_delay,
-                           self.timeout))  # fmt: skip
+                           self.timeout, self.done))  # fmt: skip
 
     def __call__(self, *args, **kwargs):
         emit = self.emit
-        attempt = 0
+        attempt = self.done
         thread = threading.current_thread()
         setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR, 0) + 1)
         outer = getattr(thread, _SINK_ATTR, None)
@@ -226,7 +228,7 @@ class TaskCall:
                         return call_with_timeout(self.fn, args, kwargs, self.timeout)
                     return self.fn(*args, **kwargs)
                 except Exception as exc:
-                    if attempt > self.retries:
+                    if attempt > self.retries or _key_cancelled():
                         text = out.text()
                         if text:
                             try:
@@ -250,6 +252,20 @@ class TaskCall:
             setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR) - 1)
             if emit is not None and out.parts:
                 emit(self.task_id, "output", {"text": out.text()})
+
+
+def _key_cancelled() -> bool:
+    """Whether this thread runs a Dask task whose key was cancelled (an attempt the kernel
+    stopped after its timeout and submitted again: this one must not retry by itself)."""
+    worker = _worker_or_none()
+    if worker is None:
+        return False
+    try:
+        key = worker.active_threads.get(threading.get_ident())
+        ts = worker.state.tasks.get(key) if key is not None else None
+    except Exception:  # noqa: BLE001 - distributed changed: retry as usual
+        return False
+    return ts is not None and ts.state == "cancelled"
 
 
 class MappedTaskCall(TaskCall):

@@ -114,3 +114,65 @@ def test_cancel_of_a_task_stuck_in_c_frees_its_worker_on_a_created_cluster():
               f"{done - t0:.2f} s later")  # fmt: skip
         assert stuck.state == "cancelled" and done - t0 < SLEEP / 3
         assert run.summary() == {"asleep_long": {"cancelled": 1}, "quick": {"success": 1}}
+
+
+@nbexec.task(timeout=0.5, retries=1)
+def sleepy_first(path):
+    """Sleeps through its timeout on its first attempt (blocked in C), returns at once after."""
+    with open(path, "a") as f:
+        f.write("x")
+    with open(path) as f:
+        attempt = len(f.read())
+    if attempt == 1:
+        time.sleep(SLEEP)
+    return attempt
+
+
+@nbexec.task
+def plus_one(x):
+    return x + 1
+
+
+def test_retries_apply_to_a_dask_timeout_of_a_task_blocked_in_c(tmp_path):
+    """The kernel stops the first attempt at its timeout and submits the second one (and again
+    the task that depends on it); the table says "retrying" meanwhile."""
+    path = str(tmp_path / "attempts")
+    ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
+    with ex.start():
+        with Run(ex):
+            quick()
+        seen = set()
+        t0 = time.monotonic()
+        with Run(ex) as run:
+            first = sleepy_first(path)
+            then = plus_one(first)
+            while first.state not in ("success", "failed", "cancelled"):
+                seen.add(first.state)
+                time.sleep(0.02)
+        ended = time.monotonic() - t0
+        with open(path) as f:
+            attempts = len(f.read())
+        print(f"\ndask (created, 1 thread): attempt 1 in time.sleep({SLEEP:g}) with timeout 0.5 s, "
+              f"retries=1 -> attempt 2 succeeded; run ended after {ended:.2f} s")  # fmt: skip
+        assert "retrying" in seen, seen
+        assert (first.result(), then.result(), attempts) == (2, 3, 2)
+        deadline = time.monotonic() + 10  # the attempt's events may trail its result
+        while run.tracker.record(first._id).attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert run.tracker.record(first._id).attempts == 2
+        assert run.summary() == {"sleepy_first": {"success": 1}, "plus_one": {"success": 1}}
+        assert ended < SLEEP / 2
+
+
+def test_a_kernel_timeout_names_task_attempt_limit_worker_and_frames():
+    ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
+    with ex.start():
+        run, _, _, _ = _run_stuck(ex)
+        message = str(run.futures[0].exception())
+        print("\n" + message)
+        workers = list(ex.client.scheduler_info()["workers"])
+        assert message.startswith(
+            "task 'asleep' (attempt 1 of 1) ran longer than its timeout of 1 s"
+        )
+        assert f"on {workers[0]}" in message
+        assert "in asleep" in message and "time.sleep(seconds)" in message

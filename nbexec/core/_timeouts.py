@@ -3,42 +3,65 @@
 A worker's watchdog raises ``TimeoutError`` in the task's thread at its deadline, but a thread
 blocked in C (``time.sleep``, a socket read) sees it only when the call returns: the task would
 hold its worker thread, and its run would wait, until then. The kernel watches the tasks with a
-timeout of runs on such executors: one still running ``MARGIN`` seconds past its timeout on its
-last attempt fails now with ``TimeoutError`` and is stopped as ``cancel()`` stops a task
-(``Executor.interrupt``): on a Dask cluster nbexec created its thread leaves the worker's pool and
-a new one takes its place; on an external cluster it is reported busy (``%executor status``).
+timeout of runs on such executors: an attempt still running ``MARGIN`` seconds past its timeout
+is stopped as ``cancel()`` stops a task (``Executor.interrupt``: on a Dask cluster nbexec created
+its thread leaves the worker's pool and a new one takes its place; on an external cluster it is
+reported busy, ``%executor status``). With retries left, the kernel submits the next attempt
+(and again what depends on the task, whose inputs were the stopped key) and the table says
+"retrying"; on the last attempt the task fails now with ``TimeoutError``. The error names the
+task, the attempt, the limit, the worker and where the task was (the worker's call stack).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from ..executors.base import map_structure
+from ..runtime._taskcall import TaskCall, call_quietly, call_with_timeout_of
 from ._runfuture import report_outcome
-from .futures import _Done
+from .futures import _Done, _is_task_future
 from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
     from .futures import TaskFuture
+    from .run import Run
 
-__all__ = ["watch", "MARGIN"]
+__all__ = ["watch", "MARGIN", "STACK_BOUND"]
 
-#: Seconds past its timeout a task may still report "running" (its failure on the way back).
+#: Seconds past its timeout an attempt may still report "running" (its failure on the way back).
 MARGIN = 0.5
+#: Seconds the kernel waits for the worker's call stack of a timed-out task.
+STACK_BOUND = 1.0
+#: Frames of that stack shown in the error (the innermost ones).
+FRAMES = 4
 _TICK = 0.1
 
+
+class _Entry:
+    __slots__ = ("future", "timeout", "retries", "attempt", "since")
+
+    def __init__(self, future: TaskFuture, timeout: float, retries: int) -> None:
+        self.future = future
+        self.timeout = timeout
+        self.retries = retries
+        self.attempt = 0  # the attempt seen running, and since when (time.time())
+        self.since = 0.0
+
+
 _cond = threading.Condition()
-_watched: dict[int, tuple[TaskFuture, float, int]] = {}  # id(future) -> (future, timeout, retries)
+_watched: dict[int, _Entry] = {}  # id(future) -> entry
 _thread: threading.Thread | None = None
 
 
 def watch(future: TaskFuture, timeout: float, retries: int) -> None:
-    """Fail ``future`` with ``TimeoutError`` and free its worker if it runs ``timeout`` seconds
-    (plus ``MARGIN``) on its last attempt (attempt ``retries + 1``) without ending."""
+    """Stop each attempt of ``future`` that runs ``timeout`` seconds (plus ``MARGIN``) without
+    ending: submit the next one while retries remain, else fail the task with ``TimeoutError``."""
     global _thread
     with _cond:
-        _watched[id(future)] = (future, timeout, retries)
+        _watched[id(future)] = _Entry(future, timeout, retries)
         if _thread is None:
             _thread = threading.Thread(target=_loop, name="nbexec-task-timeouts", daemon=True)
             _thread.start()
@@ -52,40 +75,146 @@ def _loop() -> None:
                 _cond.wait()
             entries = list(_watched.items())
         now = time.time()
-        for ident, (future, timeout, retries) in entries:
+        for ident, entry in entries:
             expired = False
             try:
-                tracker = future._run.tracker
-                state = tracker.state(future._id)
+                tracker = entry.future._run.tracker
+                task_id = entry.future._id
+                state = tracker.state(task_id)
                 if state == "running":
-                    record = tracker.record(future._id)
-                    started = record.started
-                    expired = (
-                        record.attempts > retries
-                        and started is not None
-                        and now - started > timeout + MARGIN
-                    )
+                    record = tracker.record(task_id)
+                    attempt = max(record.attempts, 1)
+                    if attempt != entry.attempt:  # a new attempt: its clock starts
+                        entry.attempt = attempt
+                        first = attempt == 1 and record.started is not None
+                        entry.since = record.started if first else now
+                    expired = now - entry.since > entry.timeout + MARGIN
             except Exception:  # noqa: BLE001 - a broken entry is dropped, the loop goes on
                 state = "failed"
-            if state in TERMINAL or expired:
+            if state in TERMINAL:
                 with _cond:
                     _watched.pop(ident, None)
-            if expired:
-                _expire(future, timeout)
+            elif expired:
+                try:
+                    _stop_attempt(entry)
+                except Exception:  # noqa: BLE001 - the executor may be stopping
+                    with _cond:
+                        _watched.pop(ident, None)
         time.sleep(_TICK)
 
 
-def _expire(future: TaskFuture, timeout: float) -> None:
-    """Fail the task with ``TimeoutError`` now and stop it where it runs."""
+def _stop_attempt(entry: _Entry) -> None:
+    future, attempt = entry.future, entry.attempt
     run = future._run
+    last = attempt > entry.retries
+    error = TimeoutError(_message(run, future, attempt, entry.retries + 1, entry.timeout))
+    if not last and _resubmit(run, future, attempt, error):
+        entry.attempt = attempt  # the next attempt restarts the clock once it runs
+        return
     efut = future._efut
-    error = TimeoutError(f"the task ran longer than its timeout of {timeout:g} s")
+    future._efut = _Done(None, error)  # what result() and the run's failure give from now on
+    report_outcome(run.tracker, future._id, future._deps, error)
+    with _cond:
+        _watched.pop(id(future), None)
+    run.executor.interrupt([efut])
+
+
+def _message(run: Run, future: TaskFuture, attempt: int, attempts: int, timeout: float) -> str:
+    """What the timed-out attempt was: task, attempt, limit, worker, and its innermost frames."""
+    tracker = run.tracker
+    key = tracker.key(future._id)
+    worker, frames = _call_stack(run.executor, key)
+    where = worker or tracker.record(future._id).where or "its worker"
+    text = (
+        f"task {tracker.name(future._id)!r} (attempt {attempt} of {attempts}) ran longer than "
+        f"its timeout of {timeout:g} s on {where}"
+    )
+    if frames:
+        text += "; it was at:\n" + "".join(frames).rstrip()
+    return text
+
+
+def _call_stack(executor: Any, key: str) -> tuple[str | None, list[str]]:
+    """``(worker, innermost frames)`` of the thread running ``key`` (Dask ``call_stack``, bounded
+    by ``STACK_BOUND``); ``(None, [])`` where it cannot be had."""
+    client = getattr(executor, "client", None)
+    if client is None or not hasattr(client, "scheduler"):
+        return None, []
     try:
-        future._efut = _Done(None, error)  # what result() and the run's failure give from now on
-        report_outcome(run.tracker, future._id, future._deps, error)
-        run.executor.interrupt([efut])
-    except Exception:  # noqa: BLE001 - the executor may be stopping
-        pass
+        stacks = client.sync(client.scheduler.call_stack, keys=[key], callback_timeout=STACK_BOUND)
+    except Exception:  # noqa: BLE001 - the scheduler is slow or gone: the message goes without
+        return None, []
+    for worker, by_key in (stacks or {}).items():
+        for frames in (by_key or {}).values():
+            kept = [f for f in frames if not _machinery(f)]
+            return str(worker), [f.replace("\n\t", "\n    ") for f in kept[-FRAMES:]]
+    return None, []
+
+
+_MACHINERY = ("/distributed/", "/dask/", "/threading.py", "_nbexec_remote", "/nbexec/runtime/")
+
+
+def _machinery(frame: str) -> bool:
+    """A frame of the worker's or nbexec's own code around the task."""
+    head = frame.split("\n", 1)[0]
+    return any(part in head for part in _MACHINERY)
+
+
+def _resubmit(run: Run, future: TaskFuture, attempt: int, error: TimeoutError) -> bool:
+    """Submit attempt ``attempt + 1`` of ``future`` and again its open dependents, then stop the
+    old keys (a cancelled key cancels its dependents on the scheduler). False if it cannot."""
+    plan = [(future, attempt)]
+    replaced = {id(future)}
+    for f in run.futures:
+        if f._deps and f.state not in TERMINAL and any(id(d) in replaced for d in f._deps):
+            plan.append((f, 0))
+            replaced.add(id(f))
+    if any(_spec_of(run, f._id) is None for f, _ in plan):
+        return False
+    summary = str(error).split("\n", 1)[0]
+    run.tracker.retrying(future._id, attempt, f"TimeoutError: {summary}"[:300])
+    old = []
+    for f, done in plan:  # in submission order: a dependent's inputs are already the new keys
+        fn, args, kwargs, context = _call_of(run, f, done)
+        efut = run.executor.submit_future(fn, *args, extra_context=context, **kwargs)
+        run._superseded.add(f._id)
+        old.append(f._efut)
+        f._efut = efut
+        run.tracker.set_key(f._id, getattr(efut, "key", None))
+        run.executor.on_done(efut, partial(run._on_done, f))
+    run.executor.interrupt(old)
+    return True
+
+
+def _spec_of(run: Run, task_id: int) -> tuple | None:
+    """How the task was submitted: ``(fn, name, args, kwargs, tags, retries, delay, timeout,
+    index)`` from the run's specs (one call or one element of a map), or None."""
+    for spec in run._specs:
+        ids = spec[0]
+        if ids == task_id:
+            return (*spec[1:], None)
+        if isinstance(ids, list) and ids and ids[0] <= task_id <= ids[-1] and task_id in ids:
+            _, fn, name, items, kwargs, tags, retries, delay, timeout = spec
+            index = ids.index(task_id)
+            return fn, name, tuple(items[index]), kwargs, tags, retries, delay, timeout, index
+    return None
+
+
+def _call_of(run: Run, future: TaskFuture, done: int) -> tuple:
+    """``(TaskCall, args, kwargs, context)`` submitting ``future`` again after ``done`` attempts."""
+    task_id = future._id
+    spec = _spec_of(run, task_id)
+    assert spec is not None  # checked by the caller
+    fn, name, args, kwargs, tags, retries, delay, timeout, index = spec
+    if timeout:
+        fn = partial(call_with_timeout_of, fn, timeout)
+    if run._quiet:
+        fn = partial(call_quietly, fn)
+    args, kwargs = map_structure(
+        lambda f: f._efut if f._run is run else f.result(), (args, kwargs), _is_task_future
+    )
+    call = TaskCall(fn, task_id, run._emit, retries, delay, None, done)
+    return call, args, kwargs, {"task_name": name, "task_index": index, "task_tags": tuple(tags)}
 
 
 def _watched_count() -> int:

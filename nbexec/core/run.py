@@ -90,6 +90,7 @@ class Run:
         self._quiet = False  # tasks keep what they print; the tracker's echo shows it
         # Timeouts the kernel enforces too: Dask worker threads blocked in C (core/_timeouts.py).
         self._watch_timeouts = getattr(executor, "mode", None) == "dask"
+        self._superseded: set[int] = set()  # tasks whose key _timeouts replaced by a new attempt
 
     # --- context -------------------------------------------------------------------------------
 
@@ -394,6 +395,8 @@ class Run:
     # --- completion ----------------------------------------------------------------------------
 
     def _on_done(self, future: TaskFuture, efut: Any) -> None:
+        if future._id in self._superseded and efut is not future._efut:
+            return  # the stopped key of a timed-out attempt (core/_timeouts.py)
         tracker = self.tracker
         try:
             if efut.cancelled():
