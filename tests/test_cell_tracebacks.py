@@ -1,5 +1,6 @@
 """Tracebacks under ``%%executor`` read as without the magic: the cell's line, then the task's own
-line, with no nbexec, dask or distributed frames, in every mode."""
+line, with no nbexec, dask or distributed frames, in every mode; in the cell's own traceback and in
+the task table's failure entry."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import pytest
 from shell_helpers import MAGIC_LINES, ipython_shell
 
+import nbexec
 from nbexec import session
 
 MODES = MAGIC_LINES
@@ -21,6 +23,13 @@ def boom(x):
 """
 
 INTERNAL = re.compile(r"File [^\n]*(nbexec/|_nbexec_remote|distributed/|dask/|concurrent/)")
+ALL_MODES = [
+    "local",
+    "sync",
+    "threads",
+    pytest.param("processes", marks=pytest.mark.slow),
+    pytest.param("dask", marks=pytest.mark.slow),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +77,28 @@ def test_a_failed_task_points_at_the_task_line(shell, capsys, mode):
     assert result.error_in_exec is not None, text
     assert "----> 6     raise ValueError" in text, text
     assert not INTERNAL.search(text), text
+
+
+@pytest.mark.parametrize("used", [False, True], ids=["failed", "used"])
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_the_table_failure_entry_reads_as_without_the_magic(shell, capsys, mode, used):
+    cell = "a = 1\nb = boom(a)\n" + ("c = b + 2\n" if used else "")
+    try:
+        capsys.readouterr()
+        result = shell.run_cell(f"%%executor {MODES[mode]} --no-table\n{cell}")
+        shown = capsys.readouterr().out
+        (entry,) = nbexec.runs()[-1].snapshot().failures
+    finally:
+        session.stop()
+    assert result.error_in_exec is not None, shown
+    cell_no = re.search(r"Cell In\[(\d+)\], line 6, in boom", shown)  # the cell's own traceback
+    assert cell_no, shown
+    text = entry.traceback
+    assert text is not None
+    assert text.startswith("Traceback (most recent call last):\n"), text
+    assert f"  Cell In[{cell_no[1]}], line 6, in boom\n" in text, text
+    assert '    raise ValueError(f"bad {y}")\n' in text, text
+    assert "ValueError: bad 2" in text, text
+    assert text.count("File ") == 0, text  # no nbexec, dask, distributed or pool frames
+    assert "ipython-input" not in text and "ipykernel" not in text, text
+    assert text.count("in boom") == 1, text  # no duplicated frame

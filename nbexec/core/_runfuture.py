@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback as tb_module
 from typing import Any
 
 from ..pools._slimfuture import CANCELLED, SlimFuture
 from ..runtime._taskcall import where_of
+from ._errtext import traceback_text
 from .futures import _future_failed
 from .tracking import Tracker
 
@@ -52,7 +52,7 @@ def report_outcome(
     if reason:
         tracker.finish(task_id, "cancelled", reason)
         return
-    text = "".join(tb_module.format_exception(type(exc), exc, exc.__traceback__))
+    text = traceback_text(exc)  # as without nbexec: the user's frames, cells as "Cell In[n]"
     tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}", text, ran)
 
 

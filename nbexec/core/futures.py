@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import operator
-import os
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from typing import TYPE_CHECKING, Any
 
-from ._errtext import cut
+from ._errtext import cut, is_internal
 from ._stdfuture import StdFutureContract
 from .snapshot import TERMINAL
 
@@ -48,19 +47,11 @@ def _future_failed(efut: Any) -> bool:
     return efut.cancelled() or efut.exception() is not None
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_LIBRARY_DIRS = tuple(
-    os.path.join("site-packages", name, "") for name in ("dask", "distributed", "tornado")
-) + (os.path.join("concurrent", "futures", ""), "_nbexec_remote.py")  # the task wrappers
-
-
 def _user_traceback(exc: BaseException) -> BaseException:
     """Drop leading frames of nbexec and executor internals so the user's function comes first."""
-    internals = (_PACKAGE_DIR, *_LIBRARY_DIRS)
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if not any(part in filename for part in internals):
+        if not is_internal(tb.tb_frame.f_code.co_filename):
             break
         tb = tb.tb_next
     if tb is not None and tb is not exc.__traceback__:
@@ -74,12 +65,10 @@ _NO_VALUE: Any = object()
 def drop_internal_frames(exc: BaseException) -> BaseException:
     """Unlink the frames of nbexec and executor internals from ``exc``'s traceback, wherever they
     are (the cell's frames and the user's functions stay, the last frame always)."""
-    internals = (_PACKAGE_DIR, *_LIBRARY_DIRS)
     kept = []
     tb = exc.__traceback__
     while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if tb.tb_next is None or not any(part in filename for part in internals):
+        if tb.tb_next is None or not is_internal(tb.tb_frame.f_code.co_filename):
             kept.append(tb)
         tb = tb.tb_next
     for a, b in zip(kept, kept[1:]):

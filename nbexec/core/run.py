@@ -447,7 +447,14 @@ class Run:
         They are recorded "cancelled" with the reason "interrupted" before the executor is told,
         so the table says why even where the executor's own cancellation reports first.
         """
-        open_futures = [f for f in self.futures if f.state not in TERMINAL]
+        open_futures = []
+        for f in self.futures:
+            if f.state in TERMINAL:
+                continue
+            if f._efut.done():  # it ended where it ran; its report (a Dask callback) may trail
+                self._on_done(f, f._efut)
+            else:
+                open_futures.append(f)
         if not open_futures:
             return
         for f in open_futures:

@@ -20,6 +20,7 @@ from ..core.run import Run
 from ..core.tasks import Task
 from ..core.tasks import map as _nbexec_map
 from ..core.tasks import submit as _nbexec_submit
+from . import celltraceback  # noqa: F401  # cells named "Cell In[n]" in the table's tracebacks
 
 __all__ = [
     "call",
