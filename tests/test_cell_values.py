@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from shell_helpers import MAGIC_LINES, TASKS, ipython_shell, run_cell
 
+import nbexec
 from nbexec import session
-from nbexec.core.futures import TaskFuture
+from nbexec.core.futures import TaskFailed, TaskFuture
 from nbexec.executors.base import iter_leaves
 
 MODES = MAGIC_LINES
@@ -61,6 +62,10 @@ def nested(x):
 async def slow_async(x):
     await asyncio.sleep(0.01)
     return x * 3
+
+@nbexec.task
+def fail(x):
+    raise ValueError(f"no {x}")
 
 def helper(values):          # a plain function defined in an earlier cell
     return [v * 2 for v in values]
@@ -142,6 +147,11 @@ CORPUS = [
     "out = type(inc(1)) is int",
     "out = max(inc(1), inc(3), key=lambda v: -v)",
     "out = ' '.join(map(str, [inc(1), inc(2)]))",
+    # A failure caught by the cell's own code is handled there, as in a plain cell.
+    "try:\n    v = fail(1) + 1\nexcept ValueError:\n    v = -1\nout = v",
+    "try:\n    fail(2).result()\nexcept ValueError as e:\n    out = str(e)",
+    "try:\n    out = [inc(1), fail(3)][1] * 2\nexcept Exception as e:\n    out = repr(e)",
+    "try:\n    v = inc(fail(4)) + 1\nexcept ValueError:\n    v = -1\nout = v",
 ]
 
 
@@ -236,6 +246,33 @@ def test_a_future_of_an_earlier_cell_gives_its_result_to_a_task(shell):
         run_cell(shell, "%%executor threads -n 2\nbox = Box()\nbox.kept = inc(1)")
         run_cell(shell, "%%executor threads -n 2\nlater = inc(box.kept)\nnow = box.kept * 10")
         assert (shell.user_ns["later"], shell.user_ns["now"]) == (3, 20)
+    finally:
+        session.stop()
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "local",
+        "sync",
+        "threads",
+        pytest.param("processes", marks=pytest.mark.slow),
+        pytest.param("dask", marks=pytest.mark.slow),
+    ],
+)
+def test_a_failure_the_cell_caught_does_not_fail_the_cell_again(shell, mode):
+    magic = f"%%executor {MODES[mode]} --no-table\n"
+    try:
+        result = shell.run_cell(magic + "try:\n    v = fail(1) + 1\nexcept ValueError:\n    v = -1")
+        assert result.success, result.error_in_exec
+        assert shell.user_ns["v"] == -1
+        assert nbexec.runs()[-1].summary() == {"fail": {"failed": 1}}  # the table still says so
+        # A failure nobody used still fails the cell, also next to one the cell caught.
+        result = shell.run_cell(
+            magic + "lost = fail(2)\ntry:\n    v = fail(1) + 1\nexcept ValueError:\n    v = -1"
+        )
+        assert isinstance(result.error_in_exec, TaskFailed), result.error_in_exec
+        assert "no 2" in str(result.error_in_exec), result.error_in_exec
     finally:
         session.stop()
 

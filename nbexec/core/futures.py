@@ -90,7 +90,7 @@ class TaskFuture(StdFutureContract):
     scan (``isinstance``, ``id``) never waits.
     """
 
-    __slots__ = ("_run", "_id", "_efut", "_deps", "_value", "__weakref__")
+    __slots__ = ("_run", "_id", "_efut", "_deps", "_value", "_raised", "__weakref__")
 
     def __init__(self, run: Run, task_id: int, efut: Any, deps: tuple[TaskFuture, ...] | None):
         self._run = run
@@ -98,6 +98,9 @@ class TaskFuture(StdFutureContract):
         self._efut = efut
         self._deps = deps
         self._value = _NO_VALUE
+        # Whether result() raised the task's failure to the code that used its value: that code
+        # has had its chance to handle it, so the run does not raise it again when it ends.
+        self._raised = False
         self._watch = None
 
     @property
@@ -139,6 +142,8 @@ class TaskFuture(StdFutureContract):
         except CancelledError:
             raise CancelledError(self._cancel_reason()) from None
         except Exception as exc:
+            if not isinstance(exc, TimeoutError) or self._efut.done():  # not a wait timing out
+                self._raised = True
             if not getattr(run.executor, "started", True) and self.state == "success":
                 raise RuntimeError(
                     f"task {self.name!r} succeeded, but its result stayed with the "
@@ -154,9 +159,31 @@ class TaskFuture(StdFutureContract):
                 raise _user_traceback(exc.with_traceback(exc.__traceback__.tb_next)) from None  # type: ignore[union-attr]
             raise
 
+    def _as_value(self) -> Any:
+        """The result where plain code uses the future as a value: ``result()``, except that a task
+        cancelled because an upstream task failed raises the upstream's exception, as the
+        upstream's call would have raised it in a cell without the magic."""
+        __tracebackhide__ = True
+        value = self._value
+        if value is not _NO_VALUE:
+            return value
+        try:
+            return self.result()
+        except CancelledError:
+            upstream = self._failed_upstream()
+            if upstream is None:
+                raise
+        except Exception:
+            upstream = self._failed_upstream()
+            if upstream is not None:  # the pool gave this dependent the upstream's own error
+                upstream._raised = True
+            raise
+        return upstream.result()  # raises its error (outside the except: no chained context)
+
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The task's exception, or None if it succeeded; raises ``CancelledError`` if it was
         cancelled, ``TimeoutError`` if it did not end within ``timeout`` seconds."""
+        raised = self._raised  # returned here, not raised: the run still reports it
         try:
             self.result(timeout)
         except CancelledError:
@@ -167,6 +194,8 @@ class TaskFuture(StdFutureContract):
             return exc
         except Exception as exc:
             return exc
+        finally:
+            self._raised = raised
         return None
 
     def cancel(self) -> bool:
@@ -190,6 +219,18 @@ class TaskFuture(StdFutureContract):
         """
         return self._run.tracker.output(self._id)
 
+    def _failed_upstream(self) -> TaskFuture | None:
+        """A failed task upstream of this one (then this one never ran), or None."""
+        for dep in self._deps or ():
+            state = dep.state
+            if state == "cancelled":
+                found = dep._failed_upstream()
+                if found is not None:
+                    return found
+            elif state == "failed" or _future_failed(dep._efut):  # (Dask's report may trail)
+                return dep
+        return None
+
     def _cancel_reason(self) -> str:
         record = self._run.tracker.record(self._id)
         return f"task {record.name!r} was cancelled" + (f": {record.error}" if record.error else "")
@@ -205,67 +246,67 @@ class TaskFuture(StdFutureContract):
         __tracebackhide__ = True
         if name.startswith("_"):  # protocols probed by IPython, pickle, numpy... stay the future's
             raise AttributeError(name)
-        return getattr(self.result(), name)
+        return getattr(self._as_value(), name)
 
     def __str__(self) -> str:
         __tracebackhide__ = True
-        return str(self.result())
+        return str(self._as_value())
 
     def __format__(self, spec: str) -> str:
         __tracebackhide__ = True
-        return format(self.result(), spec)
+        return format(self._as_value(), spec)
 
     def __bool__(self) -> bool:
         __tracebackhide__ = True
-        return bool(self.result())
+        return bool(self._as_value())
 
     def __len__(self) -> int:
         __tracebackhide__ = True
-        return len(self.result())
+        return len(self._as_value())
 
     def __iter__(self) -> Any:
         __tracebackhide__ = True
-        return iter(self.result())
+        return iter(self._as_value())
 
     def __reversed__(self) -> Any:
         __tracebackhide__ = True
-        return reversed(self.result())
+        return reversed(self._as_value())
 
     def __contains__(self, item: Any) -> bool:
         __tracebackhide__ = True
-        return item in self.result()
+        return item in self._as_value()
 
     def __getitem__(self, key: Any) -> Any:
         __tracebackhide__ = True
-        return self.result()[key]
+        return self._as_value()[key]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         __tracebackhide__ = True
-        self.result()[key] = value
+        self._as_value()[key] = value
 
     def __delitem__(self, key: Any) -> None:
         __tracebackhide__ = True
-        del self.result()[key]
+        del self._as_value()[key]
 
     def __index__(self) -> int:
         __tracebackhide__ = True
-        return operator.index(self.result())
+        return operator.index(self._as_value())
 
     def __int__(self) -> int:
         __tracebackhide__ = True
-        return int(self.result())
+        return int(self._as_value())
 
     def __float__(self) -> float:
         __tracebackhide__ = True
-        return float(self.result())
+        return float(self._as_value())
 
     def __complex__(self) -> complex:
         __tracebackhide__ = True
-        return complex(self.result())
+        return complex(self._as_value())
 
     def __round__(self, ndigits: int | None = None) -> Any:
         __tracebackhide__ = True
-        return round(self.result(), ndigits)
+        return round(self._as_value(), ndigits)
 
     def __await__(self) -> Any:
         """``await future`` in an async cell: wait without blocking the event loop."""
@@ -282,13 +323,13 @@ class TaskFuture(StdFutureContract):
 
                 efut.add_done_callback(wake)
                 yield from waiter.__await__()
-        return self.result()
+        return self._as_value()
 
 
 def _unary(op: Callable) -> Callable:
     def method(self: TaskFuture) -> Any:
         __tracebackhide__ = True
-        return op(self.result())
+        return op(self._as_value())
 
     return method
 
@@ -298,13 +339,13 @@ def _binary(op: Callable, reflected: bool) -> Callable:
 
         def method(self: TaskFuture, other: Any) -> Any:
             __tracebackhide__ = True
-            return op(other, self.result())
+            return op(other, self._as_value())
 
     else:
 
         def method(self: TaskFuture, other: Any) -> Any:
             __tracebackhide__ = True
-            return op(self.result(), other)
+            return op(self._as_value(), other)
 
     return method
 

@@ -490,8 +490,12 @@ class Run:
         return new
 
     def failure(self) -> TaskFailed | None:
-        """TaskFailed for the first failed task in submission order (its cause set), or None."""
-        failed = [f for f in self.futures if f.state == "failed"]
+        """TaskFailed for the first failed task in submission order (its cause set), or None.
+
+        Failures already raised to the code that used the task's value (where it could catch
+        them) do not count: that code has seen them.
+        """
+        failed = [f for f in self.futures if f.state == "failed" and not f._raised]
         if not failed:
             return None
         first = failed[0]

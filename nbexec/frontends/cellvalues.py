@@ -67,10 +67,10 @@ def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
     else:
         if not kwargs or not any(isinstance(v, _SCAN) for v in kwargs.values()):
             if type(fn) is TaskFuture:
-                fn = fn.result()
+                fn = fn._as_value()
             return fn(*args, **kwargs)
     if type(fn) is TaskFuture:
-        fn = fn.result()
+        fn = fn._as_value()
     if _takes_futures(fn):
         return fn(*args, **kwargs)
     return fn(*resolve(args), **resolve(kwargs))
@@ -80,7 +80,7 @@ def call0(fn: Any, /) -> Any:
     """``call(fn)``."""
     __tracebackhide__ = True
     if type(fn) is TaskFuture:
-        fn = fn.result()
+        fn = fn._as_value()
     return fn()
 
 
@@ -104,7 +104,7 @@ def value(obj: Any) -> Any:
     """The result of a future (waiting for it), any other object itself: for ``in`` tests, where
     containers compare by hash first."""
     __tracebackhide__ = True
-    return obj.result() if type(obj) is TaskFuture else obj
+    return obj._as_value() if type(obj) is TaskFuture else obj
 
 
 def resolve(obj: Any, _seen: set | None = None) -> Any:
@@ -115,7 +115,7 @@ def resolve(obj: Any, _seen: set | None = None) -> Any:
     """
     __tracebackhide__ = True
     if type(obj) is TaskFuture:
-        return obj.result()
+        return obj._as_value()
     if not isinstance(obj, _SCAN):
         return obj
     if _seen is None:
