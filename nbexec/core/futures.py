@@ -242,6 +242,20 @@ class TaskFuture(StdFutureContract):
 
     __hash__ = object.__hash__
 
+    #: pandas leaves ``series * future`` to the future's reflected operator (which uses the
+    #: result), rather than taking the future for a list (it iterates) or an object scalar.
+    __pandas_priority__ = 10_000
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """numpy's operators and ufuncs (``np.int64(3) + future``, ``array * future``) on the
+        results, not on the futures as objects."""
+        __tracebackhide__ = True
+        inputs = tuple(x._as_value() if type(x) is TaskFuture else x for x in inputs)
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(x._as_value() if type(x) is TaskFuture else x for x in out)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         __tracebackhide__ = True
         if name.startswith("_"):  # protocols probed by IPython, pickle, numpy... stay the future's
