@@ -4,7 +4,6 @@ parallel, and ``await`` / ``async def`` tasks work as in a plain cell."""
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -294,17 +293,29 @@ def test_a_failure_the_cell_caught_does_not_fail_the_cell_again(shell, mode):
 
 
 def test_independent_tasks_then_sum_run_in_parallel(shell):
-    run_cell(shell, "import time\n@nbexec.task\ndef nap(x):\n    time.sleep(0.4)\n    return x")
+    # Each task waits at a barrier for all four: they pass it only if all four run at once (one
+    # after another, the first would wait alone and the barrier break). No clock is compared.
+    run_cell(
+        shell,
+        "import threading, time\n"
+        "gate = threading.Barrier(4, timeout=30)\n"
+        "spans = []\n"
+        "@nbexec.task\n"
+        "def nap(x):\n"
+        "    start = time.monotonic()\n"
+        "    gate.wait()\n"
+        "    time.sleep(0.05)\n"
+        "    spans.append((start, time.monotonic()))\n"
+        "    return x",
+    )
     try:
-        run_cell(shell, "%%executor threads -n 4\nwarm = nap(0)")
-        start = time.perf_counter()
         run_cell(shell, "%%executor threads -n 4\ntotal = sum([nap(i) for i in range(4)])")
-        elapsed = time.perf_counter() - start
     finally:
         session.stop()
     assert shell.user_ns["total"] == 6
-    serial = 4 * 0.4
-    assert elapsed < serial * 0.7, f"{elapsed:.2f}s for 4 tasks of 0.4s: not parallel"
+    spans = shell.user_ns["spans"]
+    assert len(spans) == 4
+    assert max(start for start, _ in spans) < min(end for _, end in spans)  # all overlapped
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@
 2. The same loop calling a plain function each step (every call goes through the rewrite).
 3. A cell of 2,000 task calls under ``%%executor local``/``threads`` vs the same calls in a
    ``with nbexec.run(...)`` block run as a plain cell (no rewrite): the per-task cost.
+4. Parallelism: four independent tasks sleeping 0.2 s then ``sum(...)`` in one cell on
+   ``threads -n 4``: the cell's time over one task's (about 1 when they run at once, 4 serially).
 
 Run: ``python tests/benchmarks/bench_cells.py [--reps N]``.
 """
@@ -24,6 +26,8 @@ LOOP = "total = 0\nfor i in range(10**6):\n    total += i\n"
 CALLS = "total = 0\nfor i in range(10**6):\n    total += abs(i)\n"
 N_TASKS = 2000
 TASKS = f"futs = [inc(i) for i in range({N_TASKS})]\n"
+NAP = 0.2
+NAPS = "total = sum([nap(i) for i in range(4)])\n"
 
 
 def main() -> None:
@@ -37,6 +41,7 @@ def main() -> None:
     sh = InteractiveShell.instance()
     sh.run_line_magic("load_ext", "nbexec")
     sh.run_cell("import nbexec\n@nbexec.task\ndef inc(x):\n    return x + 1\n")
+    sh.run_cell(f"import time\n@nbexec.task\ndef nap(x):\n    time.sleep({NAP})\n    return x\n")
 
     def cell(code: str):
         def run() -> float:
@@ -74,6 +79,12 @@ def main() -> None:
             f"| {N_TASKS} task calls, {mode} | {per['plain']:.1f} µs/task | "
             f"{per['magic']:.1f} µs/task | {paired_ratio(out['plain'], out['magic']):.2f}x |"
         )
+    sh.run_cell("%executor threads -n 4")
+    out = interleave([("magic", cell("%%executor threads -n 4 --no-table\n" + NAPS))], reps)
+    lines.append(
+        f"| 4 tasks of {NAP} s then `sum`, threads -n 4 | {4 * NAP * 1e3:.0f} ms serially | "
+        f"{median(out['magic']) * 1e3:.0f} ms | {median(out['magic']) / NAP:.2f}x one task |"
+    )
     session.stop()
     print("| cell | without the magic (or `with nbexec.core.run`) | under `%%executor` | ratio |")
     print("|---|---:|---:|---:|")
