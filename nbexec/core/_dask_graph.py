@@ -28,11 +28,13 @@ class PersistedDataError(RuntimeError):
 def materialize(dsk: Any, keys: Any = None) -> dict:
     """The graph of ``dsk`` (an Expr, HighLevelGraph or mapping) as a dict of dask task nodes.
 
-    With ``keys``, trivial aliases are collapsed (dask's ``resolve_aliases``): a task fused with
-    data persisted in the kernel then has the name it has when that data is on a cluster, so a
+    With ``keys``, only the tasks ``keys`` need are kept (dask's schedulers run no others), and
+    trivial alias chains between tasks are collapsed (dask's ``resolve_aliases``). An alias of
+    data is kept as a task: data persisted in the kernel is a data node of the graph, data
+    persisted on a cluster is a key the graph lacks, and either way the alias is one task, so a
     graph counts the same in every mode.
     """
-    from dask._task_spec import convert_legacy_graph, resolve_aliases
+    from dask._task_spec import DataNode, convert_legacy_graph, resolve_aliases
     from dask.core import flatten, reverse_dict
 
     if not isinstance(dsk, Mapping):
@@ -41,8 +43,28 @@ def materialize(dsk: Any, keys: Any = None) -> dict:
     if keys is None or not graph:
         return graph
     wanted = set(flatten(keys) if isinstance(keys, list) else [keys])
+    graph = _cull(graph, wanted)
+    data = {k: node for k, node in graph.items() if isinstance(node, DataNode)}
+    tasks = {k: node for k, node in graph.items() if k not in data}
+    if not tasks:
+        return graph
     dependents = reverse_dict({k: node.dependencies for k, node in graph.items()})
-    return resolve_aliases(graph, wanted, dependents)
+    return {**data, **resolve_aliases(tasks, wanted, dependents)}
+
+
+def _cull(graph: dict, keys: set) -> dict:
+    """``graph`` without the nodes ``keys`` do not need, in the graph's order."""
+    needed: set = set()
+    work = [k for k in keys if k in graph]
+    while work:
+        key = work.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        work.extend(dep for dep in graph[key].dependencies if dep in graph)
+    if len(needed) == len(graph):
+        return graph
+    return {k: node for k, node in graph.items() if k in needed}
 
 
 def prefix_counts(graph: dict) -> dict[str, list]:
