@@ -69,8 +69,27 @@ def create(source: Path) -> Path:
     return path
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def keep_static_views(nb: nbformat.NotebookNode) -> int:
+    """Drop the widget view of outputs that also carry a static ``text/html`` (the executor
+    panel): the saved notebook shows that view everywhere, and the widget's models (a form is
+    a tree of ~120 of them) need not be stored. Returns how many widget views were dropped."""
+    dropped = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data and "text/html" in data:
+                del data[WIDGET_VIEW]
+                dropped += 1
+    return dropped
+
+
 def _tidy(nb: nbformat.NotebookNode) -> None:
-    """Stable ids and metadata so that refreshes give small diffs; only shown widget models."""
+    """Stable ids and metadata so that refreshes give small diffs; static views rather than
+    widget views where an output has both; only the shown widget models."""
+    keep_static_views(nb)
     prune_widget_state(nb)
     for index, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{index:02d}"

@@ -225,8 +225,10 @@ def test_panel_text_plain(monkeypatch):
     assert bundle["text/plain"] == PANEL_TEXT and "text/html" in bundle
     monkeypatch.setattr(nw, "in_kernel", lambda: True)
     bundle = panel._repr_mimebundle_()
-    assert set(bundle) == {"text/plain", WIDGET_VIEW}
+    # the widget, and the static view a saved notebook keeps (the same in every mode)
+    assert set(bundle) == {"text/plain", "text/html", WIDGET_VIEW}
     assert bundle["text/plain"] == PANEL_TEXT
+    assert "executor panel" in bundle["text/html"] and "executor:" not in bundle["text/html"]
     assert repr(nbexec.ExecutorPanel()) == PANEL_TEXT
 
 
