@@ -199,3 +199,26 @@ def test_executor_wait_leaves_the_static_view_of_a_background_run():
         assert "<table" in html and ">finished</b>" in html and "<code>sleep</code>" in html
         assert "tasks: none" not in html
         assert _json_line(kernel.execute("import json; print(json.dumps(naps))")) == [None, None]
+
+
+def test_a_cell_that_runs_no_tasks_leaves_nothing_to_see():
+    """Executed as nbclient (and so JupyterLab and nbval) store it: an ``%%executor`` cell whose
+    code submits no task shows no table and no "tasks: none" line; a cell with tasks shows its
+    table. The only trace of the no-task cell is its blanked live output, which renders nothing."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "%load_ext nbexec",
+        "%%executor threads\nx = 1\nprint('no tasks here')",
+        "%%executor threads\nimport nbexec\nys = nbexec.map(abs, range(3))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    quiet, busy = nb.cells[1].outputs, nb.cells[2].outputs
+    shown = [o for o in quiet if o.output_type != "stream" and o.get("data")]
+    assert shown == [], shown
+    assert [o.text for o in quiet if o.output_type == "stream"] == ["no tasks here\n"]
+    tables = [o.data for o in busy if "text/html" in o.get("data", {})]
+    assert len(tables) == 1 and tables[0]["text/plain"].startswith("nbexec tasks: 3 tasks")

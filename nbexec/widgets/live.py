@@ -181,7 +181,7 @@ class LiveView:
         chart = getattr(self.dashboard, "chart", None)
         if chart is not None:
             chart.refresh()
-        if self.show_table:
+        if self.show_table and snap.total:  # a cell that ran no task leaves no table
             self.summary = _Static(render_text(snap), render_html(snap))
             _base.display(self.summary)
         if self.dashboard is not None and getattr(self.dashboard, "deferred", False):

@@ -219,32 +219,38 @@ class ExecutorPanel(PanelFields, PanelStatus):
 
     # --- display -------------------------------------------------------------------------------
 
-    def html(self) -> str:
-        """The panel as static HTML: what it is, and the last run's table when there is one.
-
-        It is what a saved notebook shows without a kernel, and nbval compares it run after run,
-        so it holds nothing that depends on the session's executor, cluster or override."""
+    def _last_run_html(self) -> str:
         run = session.last_run()
-        table = (
-            f"<div style='margin-top:4px'><b>last run</b>{render_html(run.snapshot())}</div>"
-            if run
-            else ""
+        if not run:
+            return ""
+        return f"<div style='margin-top:4px'><b>last run</b>{render_html(run.snapshot())}</div>"
+
+    def html(self) -> str:
+        """The panel as static HTML: status, equivalent magic line and last run's table (its
+        whole view without ipywidgets)."""
+        return (
+            f"<div class='nbexec-panel'><b>nbexec executor</b>{self.status.value}"
+            f"<div><code>{html.escape(self.magic)}</code></div>{self._last_run_html()}</div>"
         )
+
+    def static_html(self) -> str:
+        """What the widget's output keeps for readers without a kernel: what the panel is, and
+        the last run's table. nbval compares it run after run (also under ``NBEXEC_EXECUTOR``),
+        so it holds nothing that depends on the session's executor, cluster or override."""
         return (
             "<div class='nbexec-panel' style='line-height:1.4'><b>nbexec executor panel</b>"
             "<div>A form that chooses, starts and stops the session's executor (mode, workers, "
             "cluster); it is live when the notebook runs in a kernel.</div>"
-            f"{table}</div>"
+            f"{self._last_run_html()}</div>"
         )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        html_text = self.html()
         if self.widgets_available and _base.in_kernel():
             bundle = _base.with_text(self.widget._repr_mimebundle_(**kwargs), PANEL_TEXT)
             data = bundle[0] if isinstance(bundle, tuple) else bundle
-            data["text/html"] = html_text  # the static view a saved notebook keeps
+            data["text/html"] = self.static_html()  # the view a saved notebook keeps
             return bundle
-        return {"text/plain": PANEL_TEXT, "text/html": html_text}
+        return {"text/plain": PANEL_TEXT, "text/html": self.html()}
 
     def __repr__(self) -> str:
         return PANEL_TEXT
