@@ -214,7 +214,11 @@ def test_a_cell_that_runs_no_tasks_leaves_nothing_to_see():
         "%%executor threads\nimport nbexec\nys = nbexec.map(abs, range(3))",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     quiet, busy = nb.cells[1].outputs, nb.cells[2].outputs
     shown = [o for o in quiet if o.output_type != "stream" and o.get("data")]

@@ -74,6 +74,7 @@ class Tracker:
         self._t0: float | None = None
         self._t_end: float | None = None
         self._open = 0
+        self._unstarted = 0  # tasks that succeeded before their start was known
         self._closed = False
         self._version = 0
         self._queued = 0  # events appended (racy count: only tells views that something changed)
@@ -259,9 +260,16 @@ class Tracker:
             self._attempts[task_id] = attempt
         started = self._started
         if self._state[task_id] in TERMINAL:
-            # A late event (Dask sends them through the scheduler): keep where and when only.
+            # A late event (Dask sends it through the scheduler, often after the result): keep
+            # where and when, and count the duration from the task's start on its worker.
             if started[task_id] != started[task_id] and t is not None:
                 started[task_id] = t
+                finished = self._finished[task_id]
+                if finished == finished:
+                    self._count_duration(task_id, self._state[task_id], finished - t)
+                    if self._state[task_id] == "success" and task_id in self._keys:
+                        self._unstarted -= 1
+                    self._version += 1
             if where is not None and self._where[task_id] is None:
                 self._set_where(task_id, where, count=False)
             return
@@ -305,17 +313,11 @@ class Tracker:
             self._errors[task_id] = error
         t_start = started[task_id]
         if t_start == t_start:  # not NaN
-            duration = now - t_start
-            stats = self._names[self._name[task_id]]
-            stats.dur_sum += duration
-            stats.dur_n += 1
-            if stats.dur_max is None or duration > stats.dur_max:
-                stats.dur_max = duration
-            if state == "success":
-                if len(self._slowest) < _SLOWEST_KEPT:
-                    heapq.heappush(self._slowest, (duration, task_id))
-                elif duration > self._slowest[0][0]:
-                    heapq.heapreplace(self._slowest, (duration, task_id))
+            self._count_duration(task_id, state, now - t_start)
+        elif state == "success" and task_id in self._keys:
+            # An executor's task (it has a key): its code reported its start through the event
+            # channel, and that report is still on its way (see wait_started).
+            self._unstarted += 1
         if state == "failed":
             self._failed_count += 1
             if len(self._failures) < _FAILURES_KEPT:
@@ -325,6 +327,32 @@ class Tracker:
         if self._open == 0:
             self._t_end = now
         self._version += 1
+
+    def _count_duration(self, task_id: int, state: str, duration: float) -> None:
+        stats = self._names[self._name[task_id]]
+        stats.dur_sum += duration
+        stats.dur_n += 1
+        if stats.dur_max is None or duration > stats.dur_max:
+            stats.dur_max = duration
+        if state == "success":
+            if len(self._slowest) < _SLOWEST_KEPT:
+                heapq.heappush(self._slowest, (duration, task_id))
+            elif duration > self._slowest[0][0]:
+                heapq.heapreplace(self._slowest, (duration, task_id))
+
+    def wait_started(self, timeout: float = 1.0) -> bool:
+        """Wait (at most ``timeout`` seconds) until every task that succeeded has its start: on
+        Dask the "running" event travels through the scheduler and may come after the result.
+        True when none is missing."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._drain()
+                if self._unstarted <= 0:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
 
     def event(self, task_id: int, event: str, info: dict) -> None:
         """Apply an event sent by running task code through an executor's event channel."""

@@ -164,6 +164,7 @@ class LiveView:
             thread.join(5)
         run = self.run
         try:
+            run.tracker.wait_started(1.0)  # Dask: starts may still be on their way from workers
             self.snapshot = run.snapshot()
             self._finish(self.snapshot)
         except Exception:  # noqa: BLE001 - never raise out of a cell's clean-up
