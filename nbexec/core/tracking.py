@@ -4,11 +4,13 @@ States: "pending" (submitted, not executing), "running" (the task's code is exec
 "retrying" (an attempt failed, the next one waits), "success", "failed", "cancelled" (never ran to
 the end: interrupted, or an upstream task failed). Aggregates are kept per task name as transitions
 happen, so a snapshot costs the same with 10 tasks or 100,000.
+
+``Tracker`` writes the rows here; reading them (rows, snapshot) is ``_trackread``, what tasks print
+``_trackout``, waiting for tasks to end ``_trackwait``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import sys
@@ -17,11 +19,13 @@ import time
 from array import array
 from collections import deque
 from collections.abc import Callable
-from queue import Empty, SimpleQueue
+from queue import SimpleQueue
 from typing import Any
 
-from ..runtime._taskcall import MAX_OUTPUT, keep_tail
 from ._errtext import MAX_ERROR_TEXT, cut
+from ._trackout import TrackerOutput
+from ._trackread import TrackerReads
+from ._trackwait import TrackerWaits
 from .snapshot import STATES, TERMINAL, NameRow, Snapshot, TaskInfo, TaskRecord
 
 __all__ = ["STATES", "TERMINAL", "TaskRecord", "Tracker", "Snapshot", "NameRow", "TaskInfo"]
@@ -30,7 +34,6 @@ _RUNNING, _RETRYING = "running", "retrying"  # event kinds; the others are termi
 _NAN = float("nan")
 _FAILURES_KEPT = 20
 _SLOWEST_KEPT = 5
-OUTPUT_LINES = 10  # lines of a failed task's output its failure entry shows
 
 
 class _NameStats:
@@ -44,7 +47,7 @@ class _NameStats:
         self.dur_max: float | None = None
 
 
-class Tracker:
+class Tracker(TrackerReads, TrackerOutput, TrackerWaits):
     """The status model of one run; every method is thread-safe."""
 
     def __init__(self) -> None:
@@ -223,20 +226,6 @@ class Tracker:
             if hook is not None:
                 hook()
 
-    def on_end(self, task_id: int, hook: Callable[[], None]) -> None:
-        """Call ``hook()`` once the task has ended: now if it has, else in the thread that ends it
-        (right after its ``finish``). One hook per task; it must not raise."""
-        with self._lock:
-            self._drain()
-            if self._state[task_id] not in TERMINAL:
-                self._on_end[task_id] = hook
-                # A finish() that came after the drain may have looked for the hook before it was
-                # set: check again; whichever side pops the hook calls it.
-                self._drain()
-                if self._state[task_id] not in TERMINAL or self._on_end.pop(task_id, None) is None:
-                    return
-        hook()
-
     @property
     def version(self) -> int:
         """Grows whenever something changed (cheap: views poll it to skip needless refreshes)."""
@@ -340,20 +329,6 @@ class Tracker:
             elif duration > self._slowest[0][0]:
                 heapq.heapreplace(self._slowest, (duration, task_id))
 
-    def wait_started(self, timeout: float = 1.0) -> bool:
-        """Wait (at most ``timeout`` seconds) until every task that succeeded has its start: on
-        Dask the "running" event travels through the scheduler and may come after the result.
-        True when none is missing."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                self._drain()
-                if self._unstarted <= 0:
-                    return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-
     def event(self, task_id: int, event: str, info: dict) -> None:
         """Apply an event sent by running task code through an executor's event channel."""
         if event == "running":
@@ -362,45 +337,6 @@ class Tracker:
             self.retrying(task_id, info.get("attempt", 1), info.get("error"))
         elif event == "output":
             self.set_output(task_id, info.get("text") or "")
-
-    # Output is written by the thread running the task (one writer per task): no lock needed.
-
-    def add_output(self, task_id: int, text: str) -> None:
-        """Append ``text`` to what the task printed (the last ``MAX_OUTPUT`` characters are kept)."""
-        parts = self._outputs.get(task_id)
-        if parts is None:
-            self._outputs[task_id] = parts = []
-        parts.append(text)
-        if len(parts) > 256 or len(text) > MAX_OUTPUT:
-            parts[:] = [keep_tail("".join(parts))]
-        self._queued += 1
-        if self.echo is not None and getattr(threading.current_thread(), "_nbexec_quiet", False):
-            self._echoed.add(task_id)
-            self._show(text)
-
-    def set_output(self, task_id: int, text: str) -> None:
-        """Set everything the task printed (sent whole from where it ran)."""
-        if text:
-            self._outputs[task_id] = [keep_tail(text)]
-            self._queued += 1
-            if self.echo is not None and task_id not in self._echoed:
-                self._echoed.add(task_id)  # sent whole once (with its error, or as an event)
-                self._show(text)
-
-    def _show(self, text: str) -> None:
-        try:
-            self.echo(text)
-        except Exception:  # noqa: BLE001 - showing output must never break a task
-            pass
-
-    def output(self, task_id: int) -> str:
-        """What the task printed so far (stdout and stderr, as text); "" if nothing."""
-        parts = self._outputs.get(task_id)
-        if not parts:
-            return ""
-        if len(parts) > 1:
-            parts[:] = [keep_tail("".join(parts))]
-        return parts[0]
 
     def set_info(self, **items: object) -> None:
         """Update ``info`` (a None value removes the item) so that views see a new version."""
@@ -411,117 +347,3 @@ class Tracker:
                 else:
                     self.info[name] = value
             self._version += 1
-
-    def wait_all(self, timeout: float | None = None) -> bool:
-        """Block until no task is open (or ``timeout`` passes); True if none is open."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        self._waiters += 1
-        try:
-            while True:
-                with self._lock:
-                    self._drain()
-                    if self._open == 0:
-                        return True
-                    # Every open task still has its finish() to come: wake when they all did.
-                    self._wake_at = self._applied_finishes + self._open
-                if self._finished_calls >= self._wake_at:
-                    continue  # they came while we drained
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                try:
-                    self._poke.get(timeout=remaining)
-                    while True:
-                        self._poke.get_nowait()
-                except Empty:
-                    pass
-        finally:
-            self._waiters -= 1
-
-    # --- readers -----------------------------------------------------------------------------
-
-    def record(self, task_id: int) -> TaskRecord:
-        """A copy of the task's row, with every event so far applied."""
-        with self._lock:
-            if self._events:
-                self._drain()
-            return self._row(task_id)
-
-    def _row(self, task_id: int) -> TaskRecord:
-        started, finished = self._started[task_id], self._finished[task_id]
-        return TaskRecord(
-            self._name[task_id],
-            self.key(task_id),
-            self._state[task_id],
-            self._submitted[task_id],
-            started if started == started else None,
-            finished if finished == finished else None,
-            self._where[task_id],
-            self._attempts[task_id],
-            self._errors.get(task_id),
-        )
-
-    def state(self, task_id: int) -> str:
-        """The task's state, with every event so far applied."""
-        if self._events:
-            with self._lock:
-                self._drain()
-        return self._state[task_id]
-
-    def name(self, task_id: int) -> str:
-        return self._name[task_id]
-
-    def __len__(self) -> int:
-        return len(self._state)
-
-    def nbytes(self) -> int:
-        """Bytes the tracker keeps for its tasks' rows (columns, given keys, error texts)."""
-        columns = (self._name, self._state, self._where, self._submitted, self._started,
-                   self._finished, self._attempts)  # fmt: skip
-        size = sum(sys.getsizeof(c) for c in columns)
-        for extra in (self._keys, self._errors):
-            size += sys.getsizeof(extra) + sum(sys.getsizeof(v) for v in extra.values())
-        return size
-
-    def _info(self, task_id: int, traceback: str | None = None) -> TaskInfo:
-        row = self._row(task_id)
-        return TaskInfo(row.name, row.key, row.state, row.duration, row.where, row.attempts,
-                        row.error, traceback)  # fmt: skip
-
-    def _with_output(self, task_id: int, info: TaskInfo) -> TaskInfo:
-        """``info`` with the last lines the task printed (they may arrive after its end)."""
-        if task_id not in self._outputs:
-            return info
-        lines = self.output(task_id).rstrip("\n").splitlines()[-OUTPUT_LINES:]
-        return dataclasses.replace(info, output="\n".join(lines))
-
-    def snapshot(self) -> Snapshot:
-        """An immutable view; its cost depends on the number of task names, not of tasks."""
-        with self._lock:
-            self._drain()
-            rows = []
-            totals = dict.fromkeys(STATES, 0)
-            for name, stats in self._names.items():
-                mean = stats.dur_sum / stats.dur_n if stats.dur_n else None
-                counts = dict(stats.counts)
-                rows.append(NameRow(name, counts, sum(counts.values()), mean, stats.dur_max))
-                for state, n in counts.items():
-                    totals[state] += n
-            slowest = sorted(self._slowest, reverse=True)
-            slowest_info = tuple(self._info(i) for _, i in slowest)
-            now = time.time()
-            end = self._t_end if self._t_end is not None else now
-            elapsed = (end - self._t0) if self._t0 is not None else 0.0
-            return Snapshot(
-                rows=tuple(rows),
-                totals=totals,
-                total=len(self._state),
-                failures=tuple(self._with_output(i, info) for i, info in self._failures),
-                failed_count=self._failed_count,
-                slowest=slowest_info,
-                elapsed=elapsed,
-                finished=self._open == 0,
-                version=self._version,
-                workers=dict(self._workers),
-                info=dict(self.info),
-            )
