@@ -26,11 +26,6 @@ def test_quickstart_is_well_under_100_kb():
     assert size < 100_000, f"quickstart is {size} bytes"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_notebook_is_well_under_100_kb(path):
-    assert path.stat().st_size < 80_000, f"{path.name} is {path.stat().st_size} bytes"
-
-
 def _refresh_script():
     spec = importlib.util.spec_from_file_location(
         "refresh_notebooks", ROOT / "scripts" / "refresh_notebooks.py"
