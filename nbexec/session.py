@@ -87,14 +87,25 @@ class SessionStatus:
                 lines.append(f"scheduler: {info.address}")
             if info.dashboard_link:
                 lines.append(f"dashboard: {info.dashboard_link}")
-            for address, n in (info.extra.get("busy") or {}).items():
-                lines.append(f"busy: {address} still runs {n} interrupted task(s) (not killed)")
+            for address, counts in (info.extra.get("busy") or {}).items():
+                lines.append(f"busy: {address} still runs {_stopped_tasks(counts)} (not killed)")
         lines.extend(self.extra.get("unused_clients", ()))
         if self.override:
             lines.append(
                 f"override: {ENV_VAR}={self.override!r} replaces the modes named in the notebook"
             )
         return "\n".join(lines)
+
+
+def _stopped_tasks(counts: Any) -> str:
+    """``{"timed out": 1, ...}`` as "1 timed-out task"; a bare count as interrupted tasks."""
+    if not isinstance(counts, dict):
+        counts = {"interrupted": counts}
+    parts = []
+    for why, n in counts.items():
+        label = "timed-out" if why == "timed out" else why
+        parts.append(f"{n} {label} task{'s' if n != 1 else ''}")
+    return " and ".join(parts)
 
 
 _lock = threading.RLock()

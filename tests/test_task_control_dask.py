@@ -18,6 +18,7 @@ import nbexec
 from nbexec.config.modes import executor_for
 from nbexec.core.run import Run
 from nbexec.executors.dask import DaskExecutor
+from nbexec.session import SessionStatus
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -87,7 +88,33 @@ def test_external_cluster_reports_the_busy_thread(dask_cli_cluster):
         deadline = time.monotonic() + 10
         while not ex.describe().extra.get("busy") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert sum(ex.describe().extra.get("busy", {}).values()) == 1
+        info = ex.describe()
+        [(address, counts)] = info.extra["busy"].items()
+        assert counts == {"timed out": 1}
+        text = SessionStatus("dask", {}, None, info).text()
+        assert f"busy: {address} still runs 1 timed-out task (not killed)" in text, text
+        assert "interrupted" not in text
+        # A cancelled task blocked in C is worded as such, next to the timed-out one.
+        with Run(ex):
+            held = asleep_long(8)
+            while held.state != "running":
+                time.sleep(0.02)
+            held.cancel()
+        deadline = time.monotonic() + 10
+        while len(_reasons(ex)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _reasons(ex) == {"timed out": 1, "interrupted or cancelled": 1}
+        text = SessionStatus("dask", {}, None, ex.describe()).text()
+        assert "1 interrupted or cancelled task" in text, text
+
+
+def _reasons(ex):
+    """The busy report's counts by reason, over all workers."""
+    total: dict[str, int] = {}
+    for counts in (ex.describe().extra.get("busy") or {}).values():
+        for why, n in counts.items():
+            total[why] = total.get(why, 0) + n
+    return total
 
 
 @nbexec.task

@@ -19,6 +19,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..executors._dask_stuck import note_stopped
 from ..executors.base import map_structure
 from ..runtime._taskcall import TaskCall, call_quietly, call_with_timeout_of
 from ._runfuture import report_outcome
@@ -116,7 +117,15 @@ def _stop_attempt(entry: _Entry) -> None:
     report_outcome(run.tracker, future._id, future._deps, error)
     with _cond:
         _watched.pop(id(future), None)
+    _note_timed_out(run, efut)
     run.executor.interrupt([efut])
+
+
+def _note_timed_out(run: Run, efut: Any) -> None:
+    """The executor's busy report counts the key as timed out (not interrupted)."""
+    key = getattr(efut, "key", None)
+    if key is not None:
+        note_stopped(run.executor, [str(key)], "timed out")
 
 
 def _message(run: Run, future: TaskFuture, attempt: int, attempts: int, timeout: float) -> str:
@@ -182,6 +191,7 @@ def _resubmit(run: Run, future: TaskFuture, attempt: int, error: TimeoutError) -
         f._efut = efut
         run.tracker.set_key(f._id, getattr(efut, "key", None))
         run.executor.on_done(efut, partial(run._on_done, f))
+    _note_timed_out(run, old[0])
     run.executor.interrupt(old)
     return True
 

@@ -7,7 +7,7 @@ with ``secede()`` and a new one takes its place (``release_threads``); where tha
 worker process is killed and its nanny starts a new one (the interrupted tasks were cancelled
 first, so the scheduler does not rerun them). On an
 external cluster nothing is killed (other people's work lives there) and the busy threads are
-reported by ``describe()``.
+reported by ``describe()``, counted by why their tasks were stopped (timed out, or interrupted).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..runtime._taskcall import _nbexec_remote as rt
 
-__all__ = ["free_stuck_workers", "busy_report", "GRACE"]
+__all__ = ["free_stuck_workers", "busy_report", "note_stopped", "GRACE", "INTERRUPTED"]
 
 #: Seconds an interrupted task gets to leave its thread before its worker counts as stuck.
 GRACE = 0.4
@@ -66,8 +66,23 @@ def _free(executor: Any, client: Any, keys: list[str], created: bool) -> None:
             busy_map[addr] = busy_map.get(addr, set()) | set(ks)
 
 
-def busy_report(executor: Any) -> dict[str, int]:
-    """``{worker address: threads still running interrupted tasks}``, refreshed from the workers."""
+#: The executor attribute ``{key: why it was stopped}`` for keys not stopped by an interrupt or a
+#: cancel (``note_stopped``); the busy report words its counts by it.
+_WHY_ATTR = "_nbexec_stopped_why"
+#: How ``busy_report`` names keys stopped without a note.
+INTERRUPTED = "interrupted or cancelled"
+
+
+def note_stopped(executor: Any, keys: list[str], why: str) -> None:
+    """Record why ``keys`` are being stopped (e.g. "timed out"), before ``executor.interrupt``."""
+    notes = executor.__dict__.setdefault(_WHY_ATTR, {})
+    for key in keys:
+        notes[str(key)] = why
+
+
+def busy_report(executor: Any) -> dict[str, dict[str, int]]:
+    """``{worker address: {why: threads still running tasks stopped for that reason}}`` (``why``:
+    "timed out", ``INTERRUPTED``), refreshed from the workers."""
     busy_map = getattr(executor, "_busy_after_interrupt", None)
     client = executor.client
     if not busy_map or client is None:
@@ -76,12 +91,28 @@ def busy_report(executor: Any) -> dict[str, int]:
     try:
         now = client.run(rt.still_running, keys, workers=list(busy_map), on_error="return")
     except Exception:  # noqa: BLE001 - report what we knew
-        return {addr: len(ks) for addr, ks in busy_map.items()}
+        return _by_reason(executor, busy_map)
     busy_map.clear()
     for addr, ks in now.items():
         if isinstance(ks, list) and ks:
             busy_map[addr] = set(ks)
-    return {addr: len(ks) for addr, ks in busy_map.items()}
+    notes = executor.__dict__.get(_WHY_ATTR)
+    if notes:  # forget the keys no thread runs any more
+        running = {k for ks in busy_map.values() for k in ks}
+        for key in [k for k in notes if k not in running]:
+            del notes[key]
+    return _by_reason(executor, busy_map)
+
+
+def _by_reason(executor: Any, busy_map: dict[str, set]) -> dict[str, dict[str, int]]:
+    notes = executor.__dict__.get(_WHY_ATTR) or {}
+    report: dict[str, dict[str, int]] = {}
+    for addr, ks in busy_map.items():
+        counts = report[addr] = {}
+        for key in ks:
+            why = notes.get(key, INTERRUPTED)
+            counts[why] = counts.get(why, 0) + 1
+    return report
 
 
 def _kill_for_restart(client: Any, workers: list[str]) -> bool:
