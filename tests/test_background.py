@@ -11,15 +11,10 @@ import os
 import time
 
 import pytest
+from background_helpers import LINES, ok
 from kernel_helpers import Cell, running_kernel
 
 pytestmark = [pytest.mark.slow]
-
-LINES = {
-    "threads": "threads -n 2",
-    "processes": "processes -n 2",
-    "dask": "dask -n 2 --processes --threads-per-worker 1",
-}
 
 SETUP = """%load_ext nbexec
 import nbexec, os, time
@@ -40,11 +35,6 @@ def busy(seconds):
 spin = nbexec.task(busy, name="spin")
 limited = nbexec.task(busy, name="limited", timeout=0.5)
 """
-
-
-def ok(cell: Cell) -> Cell:
-    assert cell.ok, cell.error_text or cell.reply
-    return cell
 
 
 def text(cell: Cell) -> str:

@@ -9,15 +9,10 @@ through its parent header, which cell it belongs to.
 from __future__ import annotations
 
 import pytest
-from kernel_helpers import Cell, running_kernel
+from background_helpers import LINES, ok
+from kernel_helpers import running_kernel
 
 pytestmark = [pytest.mark.slow]
-
-LINES = {
-    "threads": "threads -n 2",
-    "processes": "processes -n 2",
-    "dask": "dask -n 2 --processes --threads-per-worker 1",
-}
 
 SETUP = """%load_ext nbexec
 import nbexec, sys, time
@@ -30,11 +25,6 @@ def ticking(name, n=4, every=0.4):
     sys.stderr.write(f"tock {name}\\n")
     return name
 """
-
-
-def ok(cell: Cell) -> Cell:
-    assert cell.ok, cell.error_text or cell.reply
-    return cell
 
 
 def streams(messages: list[dict]) -> list[tuple[str, str]]:

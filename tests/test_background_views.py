@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from background_helpers import ok
 from kernel_helpers import Cell, running_kernel
 
 pytestmark = [pytest.mark.slow]
@@ -29,11 +30,6 @@ def plus(v):
     open(os.path.join(CALLS, f"plus-{v}-{os.urandom(6).hex()}"), "w").close()
     return v + 100
 """
-
-
-def ok(cell: Cell) -> Cell:
-    assert cell.ok, cell.error_text or cell.reply
-    return cell
 
 
 def text(cell: Cell) -> str:
