@@ -240,3 +240,17 @@ def test_a_stopped_attempt_on_an_external_cluster_does_not_retry_by_itself(
         with open(path) as f:
             assert len(f.read()) == 2
         assert run.summary() == {"held_first": {"success": 1}}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TaskFuture.result() waits on the key it saw when called; the kernel's timeout "
+    "watcher stops that key (CancelledError) and swaps in the next attempt or a TimeoutError. "
+    "The fix belongs in core/futures.py: after a CancelledError, wait on _efut again if it changed.",
+)
+def test_result_called_before_a_timed_out_attempt_waits_for_the_next_one(tmp_path):
+    path = str(tmp_path / "attempts")
+    ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
+    with ex.start():
+        with Run(ex):
+            assert sleepy_first(path).result() == 2  # called while attempt 1 sleeps
