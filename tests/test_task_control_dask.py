@@ -242,6 +242,31 @@ def test_a_stopped_attempt_on_an_external_cluster_does_not_retry_by_itself(
         assert run.summary() == {"held_first": {"success": 1}}
 
 
+def test_a_mapped_element_timed_out_in_c_is_resubmitted_alone(tmp_path):
+    """``task.map`` on Dask: the element whose first attempt sleeps through its timeout gets a
+    second attempt (its own element's arguments); the other elements run once."""
+    paths = [str(tmp_path / f"attempts-{i}") for i in range(3)]
+    for path in paths[1:]:  # these elements start on their second "attempt": no sleep
+        with open(path, "w") as f:
+            f.write("x")
+    ex = executor_for("dask", workers=1, threads_per_worker=2, processes=True)
+    with ex.start():
+        with Run(ex):
+            quick()
+        t0 = time.monotonic()
+        with Run(ex) as run:
+            results = sleepy_first.map(paths)
+        ended = time.monotonic() - t0
+        assert [f.result() for f in results] == [2, 2, 2]
+        counts = []
+        for path in paths:
+            with open(path) as f:
+                counts.append(len(f.read()))
+        assert counts == [2, 2, 2]  # element 0 ran twice, the others once (after the seed)
+        assert run.summary() == {"sleepy_first": {"success": 3}}
+        assert ended < SLEEP / 2
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="TaskFuture.result() waits on the key it saw when called; the kernel's timeout "
