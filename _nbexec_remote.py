@@ -326,23 +326,33 @@ def keep_tail(text: str, limit: int = MAX_OUTPUT) -> str:
     return "[... earlier output cut ...]\n" + text[-limit:]
 
 
+#: The thread attribute naming the stream ("stdout", "stderr") of the text its task's sink is
+#: being given now: where that text is shown again at once (a background cell's echo), it keeps
+#: its stream.
+STREAM_ATTR = "_nbexec_stream"
+
+
 class OutputTee:
     """Stands in for ``sys.stdout``/``sys.stderr``: every write goes to the stream as before, and
     a copy goes to the sink of the task this thread runs (``_nbexec_sink``), if any."""
 
     _nbexec_tee = True
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, name: str = "stdout") -> None:
         self._stream = stream
+        self._name = name
 
     def write(self, text: Any) -> Any:
         thread = threading.current_thread()
         sink = getattr(thread, _SINK_ATTR, None)
         if sink is not None and text:
+            setattr(thread, STREAM_ATTR, self._name)  # what an echo of this text may ask
             try:
                 sink.write_output(text if type(text) is str else str(text))
             except Exception:  # noqa: BLE001 - capturing must never break printing
                 pass
+            finally:
+                setattr(thread, STREAM_ATTR, None)
         if getattr(thread, _QUIET_ATTR, False):  # kept for the task only (``call_quietly``)
             return len(text)
         return self._stream.write(text)
@@ -377,7 +387,7 @@ def install_output_tee() -> None:
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and type(stream).__dict__.get("_nbexec_tee") is None:
-            setattr(sys, name, OutputTee(stream))
+            setattr(sys, name, OutputTee(stream, name))
 
 
 # --- timeouts -------------------------------------------------------------------------------------

@@ -68,6 +68,16 @@ def test_background_prints_go_under_the_background_cell(mode):
             [f"tick {n} {i}" for n in "ab" for i in range(4)] + ["tock a", "tock b"]
         )
         assert {parent for parent, _ in task_lines} == {background.msg_id}
+        if mode == "threads":  # shown as written: what went to stderr is shown as stderr
+            by_stream = {
+                line: m["content"]["name"]
+                for m in background.messages + plain.messages + kernel.others
+                if m["msg_type"] == "stream"
+                for line in m["content"]["text"].splitlines()
+                if line.startswith(("tick", "tock"))
+            }
+            assert {by_stream["tock a"], by_stream["tock b"]} == {"stderr"}, by_stream
+            assert {by_stream[f"tick a {i}"] for i in range(4)} == {"stdout"}, by_stream
         assert "".join(text for _, text in streams(plain.messages)) == "plain 1\nplain 2\n"
         assert streams(waited.messages) == []
         assert "".join(text for _, text in streams(after.messages)) == "['a', 'b']\n"

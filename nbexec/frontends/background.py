@@ -17,6 +17,7 @@ from typing import Any
 from ..core.futures import TaskFailed, TaskFuture
 from ..core.run import Run
 from ..executors.base import iter_leaves
+from ..runtime._taskcall import STREAM_ATTR
 
 __all__ = ["run_cell", "wait_all", "pending"]
 
@@ -112,7 +113,9 @@ def cell_writer(shell: Any) -> Any:
             parent = get_parent()
 
     def write(text: str) -> None:
-        stream: Any = sys.stdout
+        # stderr where the task wrote it there and the text is shown as it is written (threads)
+        err = getattr(threading.current_thread(), STREAM_ATTR, None) == "stderr"
+        stream: Any = sys.stderr if err else sys.stdout
         while type(stream).__dict__.get("_nbexec_tee"):  # the stream behind nbexec's tee
             stream = stream._stream
         set_parent = getattr(stream, "set_thread_parent", None)

@@ -27,6 +27,7 @@ except ImportError:  # an editable install made before the module existed: load 
 
 from _nbexec_remote import (
     MAX_OUTPUT,
+    STREAM_ATTR,
     AsyncCall,
     MappedTaskCall,
     OutputBuffer,
@@ -43,7 +44,7 @@ from _nbexec_remote import (
 )
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
-           "OutputBuffer", "install_output_tee", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
+           "OutputBuffer", "install_output_tee", "STREAM_ATTR", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
            "AsyncCall", "task_body", "TaskInterrupted"]  # fmt: skip
 
 
