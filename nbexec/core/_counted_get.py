@@ -8,6 +8,8 @@ Local modes report each task as it starts and ends; on Dask the run's ``LivePoll
 the scheduler while the graph runs. A failed graph shows the task that raised as failed, naming its
 key (tasks stopped with it are cancelled), and the cell gets the task's own exception.
 ``persist`` on an executor whose ``dask_get`` keeps results (Dask) leaves them on the workers.
+Graphs the cell's code gives the executor's client itself (``client.submit``, ``map``,
+``compute``, ``persist``) are rows too, followed on the scheduler until their futures end.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ class CountedGet:
     and a run cannot pickle: the worker would fail to start and the tasks wait for ever.
     """
 
-    __slots__ = ("_run", "_live")
+    __slots__ = ("_run", "_live", "_followed")
 
     def __init__(self, run: Run):
         self._run = run
         self._live = LivePoll()
+        self._followed: set[_Rows] = set()  # client graphs whose futures have not all ended
 
     def __reduce__(self) -> tuple:
         return (type(None), ())
@@ -52,6 +55,33 @@ class CountedGet:
         return list(
             dask.persist(*collections, optimize_graph=optimize_graph, scheduler=get, **kwargs)
         )
+
+    def attach(self) -> Callable[[], None]:
+        """Count the graphs the run's code gives the executor's client itself, until the
+        returned function is called (then rows still open end as interrupted)."""
+        executor = self._run.executor
+        count = getattr(executor, "count_client_calls", None)
+        stop = count(self._client_graph) if count is not None and executor.started else None
+
+        def detach() -> None:
+            if stop is not None:
+                stop()
+            for rows in list(self._followed):
+                if rows.watch is not None:
+                    self._live.unwatch(rows.watch)
+                rows._end_open(KeyboardInterrupt())
+            self._followed.clear()
+
+        return detach
+
+    def _client_graph(self, expr: Any, keys: list, futures: dict) -> None:
+        """A graph the cell's code gave the client: its tasks are rows, followed as they run."""
+        graph = materialize(expr, keys)
+        rows = _Rows(self._run.tracker, prefix_counts(graph))
+        if rows.ids:
+            self._followed.add(rows)
+            rows.then = self._followed.discard
+            rows.follow(self._run.executor, self._live, graph, list(futures.values()), keep=True)
 
     def _get(self, dsk: Any, keys: Any, keep: bool, **kwargs: Any) -> Any:
         executor = self._run.executor
@@ -86,6 +116,8 @@ class _Rows:
 
     def __init__(self, tracker: Any, by_prefix: dict[str, list]):
         self.tracker = tracker
+        self.watch: Watch | None = None
+        self.then: Callable[[_Rows], None] | None = None  # called once the graph's futures ended
         self.ids: dict = {}
         for name, keys in by_prefix.items():
             self.ids.update(zip(keys, tracker.add_many(name, len(keys))))
@@ -152,19 +184,8 @@ class _Rows:
         """
         packed = executor.dask_get(graph, keys, sync=False, **kwargs)
         futures = _flat_futures(packed)
-        watch = live.watch(executor.client, self.tracker, self.ids, graph)
-        pending = [len(futures)]
-
-        def on_done(_: Any) -> None:
-            pending[0] -= 1
-            if pending[0] == 0:
-                self._settle(executor, live, watch, futures)
-
+        watch = self.follow(executor, live, graph, futures, keep)
         if keep:
-            for future in futures:
-                future.add_done_callback(on_done)
-            if not futures:
-                self._settle(executor, live, watch, futures)
             return packed
         try:
             result = executor.wait(packed)
@@ -176,6 +197,27 @@ class _Rows:
         self._settle(executor, live, watch, futures)
         return result
 
+    def follow(
+        self, executor: Any, live: LivePoll, graph: dict, futures: list, keep: bool
+    ) -> Watch:
+        """Move the rows with the scheduler's states while ``futures`` run; with ``keep``, record
+        the outcome once they all ended (else the caller waits and settles)."""
+        watch = self.watch = live.watch(executor.client, self.tracker, self.ids, graph)
+        if not keep:
+            return watch
+        pending = [len(futures)]
+
+        def on_done(_: Any) -> None:
+            pending[0] -= 1
+            if pending[0] == 0:
+                self._settle(executor, live, watch, futures)
+
+        for future in futures:
+            future.add_done_callback(on_done)
+        if not futures:
+            self._settle(executor, live, watch, futures)
+        return watch
+
     def _settle(
         self,
         executor: Any,
@@ -186,8 +228,19 @@ class _Rows:
     ) -> None:
         """Record the graph's outcome once its futures ended (from the scheduler's task states)."""
         live.unwatch(watch)
+        then, self.then = self.then, None
+        if then is not None:
+            then(self)
         if error is None:
             error = next((f.exception() for f in futures if f.status == "error"), None)
+        if error is None and any(f.status == "cancelled" for f in futures):
+            states = executor.dask_task_states(list(watch.open))  # e.g. released by the user
+            for key in list(watch.open):
+                if states.get(key) == "memory":
+                    self.tracker.finish(self.ids[key], "success")
+                else:
+                    self.tracker.finish(self.ids[key], "cancelled", "cancelled")
+            return
         if error is None:
             for task_id in self.ids.values():
                 self.tracker.finish(task_id, "success")

@@ -1,7 +1,8 @@
 """Route dask collections through a run, also when the run's own code is the first to import dask.
 
 ``route_dask(get)`` sets dask's ``scheduler`` config to a run's ``CountedGet`` until the run leaves it
-(and dataframe shuffles to the "tasks" method, unless configured, so every mode runs one graph).
+(and dataframe shuffles to the "tasks" method, unless configured, so every mode runs one graph);
+meanwhile the value's ``attach()``, if it has one, counts what the code gives a client itself.
 If dask is not imported yet, a finder on ``sys.meta_path`` waits for ``import dask`` and sets it
 right after dask's own import finishes; ``import nbexec`` never imports dask.
 """
@@ -75,7 +76,17 @@ def _scheduler_setter(value: Any) -> Callable[[], Callable[[], None]]:
             settings["dataframe.shuffle.method"] = "tasks"
         cm = dask.config.set(settings)
         cm.__enter__()
-        return lambda: cm.__exit__(None, None, None)
+        attach = getattr(value, "attach", None)
+        detach = attach() if attach is not None else None
+
+        def leave() -> None:
+            try:
+                if detach is not None:
+                    detach()
+            finally:
+                cm.__exit__(None, None, None)
+
+        return leave
 
     return enter
 

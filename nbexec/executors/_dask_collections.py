@@ -1,14 +1,20 @@
-"""DaskExecutor's support for dask collections: the scheduler ``get``, task states, the default client."""
+"""DaskExecutor's support for dask collections: the scheduler ``get``, task states, the default
+client, and the graphs the cell's own code gives the client (``client.submit``, ``map``, ...)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dask
 import distributed
+
+#: ``OWN.on`` is True while nbexec itself submits to a client in this thread (not counted again).
+OWN = threading.local()
+_logger = logging.getLogger(__name__)
 
 
 class DaskCollections:
@@ -24,7 +30,19 @@ class DaskCollections:
 
     def dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         """A dask scheduler ``get`` on this executor's client (``sync=False``: futures)."""
-        return self._require_client().get(dsk, keys, **kwargs)
+        client = self._require_client()
+        OWN.on = True
+        try:
+            return client.get(dsk, keys, **kwargs)
+        finally:
+            OWN.on = False
+
+    def count_client_calls(self, listener: Callable[[Any, list, dict], None]) -> Callable[[], None]:
+        """Until the returned function is called, ``listener(expr, keys, futures)`` gets each graph
+        this executor's client is given by other code than nbexec's: the cell's ``client.submit``,
+        ``map``, ``compute``, ``persist``, ``get``. Calls from this thread go to this listener;
+        calls from other threads to the listener registered last."""
+        return _ClientCalls.on(self._require_client()).listen(listener)
 
     def dask_task_states(self, keys: list) -> dict:
         """The scheduler's state of each of ``keys`` it still knows ("erred" only where the error
@@ -66,3 +84,58 @@ class DaskCollections:
                 yield
         finally:
             _del_global_client(client)
+
+
+class _ClientCalls:
+    """The listeners of one client's graphs: in front of its ``_graph_to_futures``, the method
+    every submission goes through (an instance attribute, removed with the last listener)."""
+
+    _by_client: dict[int, _ClientCalls] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, client: distributed.Client):
+        self.client = client
+        self.listeners: list[tuple[int, Callable]] = []
+
+    @classmethod
+    def on(cls, client: distributed.Client) -> _ClientCalls:
+        with cls._lock:
+            calls = cls._by_client.get(id(client))
+            if calls is None or calls.client is not client:
+                calls = cls._by_client[id(client)] = cls(client)
+            return calls
+
+    def listen(self, listener: Callable) -> Callable[[], None]:
+        entry = (threading.get_ident(), listener)
+        with self._lock:
+            if not self.listeners:
+                self.client._graph_to_futures = self._graph_to_futures  # type: ignore[method-assign]
+            self.listeners.append(entry)
+
+        def stop() -> None:
+            with self._lock:
+                if entry not in self.listeners:
+                    return
+                self.listeners.remove(entry)
+                if not self.listeners:
+                    if self.client.__dict__.get("_graph_to_futures") == self._graph_to_futures:
+                        del self.client._graph_to_futures
+                    self._by_client.pop(id(self.client), None)
+
+        return stop
+
+    def _graph_to_futures(self, expr: Any, keys: Any, *args: Any, **kwargs: Any) -> dict:
+        futures = type(self.client)._graph_to_futures(self.client, expr, keys, *args, **kwargs)
+        if getattr(OWN, "on", False):
+            return futures
+        listeners = self.listeners
+        here = threading.get_ident()
+        listener = next((f for t, f in reversed(listeners) if t == here), None)
+        if listener is None and listeners:
+            listener = listeners[-1][1]
+        if listener is not None:
+            try:
+                listener(expr, list(keys), futures)
+            except Exception as exc:  # noqa: BLE001 - counting never breaks the user's call
+                _logger.debug("Could not count a client's graph: %r", exc)
+        return futures

@@ -29,7 +29,7 @@ from ..runtime._taskcall import _nbexec_remote as rt  # what runs in tasks: pick
 from . import _dask_remote as remote
 from ._connect import probe_scheduler
 from ._dask_args import check_arguments, scheduler_address, usable_client
-from ._dask_collections import DaskCollections
+from ._dask_collections import OWN, DaskCollections
 from ._dask_done import DoneWatch
 from ._dask_events import ClusterEvents
 from ._dask_stuck import free_stuck_workers
@@ -274,6 +274,7 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
         key = make_task_key(extra_context) or f"{funcname(fn)}-{uuid.uuid4().hex}"
         resources = parse_resources(extra_context.get("task_tags")) if extra_context else None
         token = None if self.disable_cancellation_event else self._token
+        OWN.on = True  # counted by the run already
         try:
             future = client.submit(
                 rt.run_task,
@@ -288,6 +289,8 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
         except (TypeError, pickle.PicklingError) as exc:
             _raise_if_unpicklable(exc, f"task {key!r}")
             raise
+        finally:
+            OWN.on = False
         if token is not None and self._cluster is None:
             self._futures[key] = future
         return future
@@ -312,6 +315,7 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
         resources = parse_resources(context.get("task_tags")) or None
         token = None if self.disable_cancellation_event else self._token
         call = rt.MapCall(token, fn)
+        OWN.on = True  # counted by the run already
         try:
             futures = (
                 client.map(
@@ -323,6 +327,8 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
         except (TypeError, pickle.PicklingError) as exc:
             _raise_if_unpicklable(exc, f"the {len(keys)} tasks {keys[0].rsplit('-', 2)[0]!r}")
             raise
+        finally:
+            OWN.on = False
         if token is not None and self._cluster is None:
             for future in futures:
                 self._futures[future.key] = future
