@@ -23,7 +23,8 @@ from ..runtime._taskcall import _nbexec_remote as rt
 
 __all__ = ["free_stuck_workers", "busy_report", "note_stopped", "GRACE", "INTERRUPTED"]
 
-#: Seconds an interrupted task gets to leave its thread before its worker counts as stuck.
+#: Seconds an interrupted task gets to leave its thread before its worker counts as stuck (none
+#: when a task timed out: the worker's watchdog already raised in it and it did not leave).
 GRACE = 0.4
 logger = logging.getLogger("nbexec.dask")
 
@@ -40,7 +41,9 @@ def free_stuck_workers(executor: Any, keys: list[str], created: bool) -> threadi
 
 
 def _free(executor: Any, client: Any, keys: list[str], created: bool) -> None:
-    time.sleep(GRACE)
+    notes = executor.__dict__.get(_WHY_ATTR) or {}
+    if not any(notes.get(k) == "timed out" for k in keys):  # a timed-out task is known stuck:
+        time.sleep(GRACE)  # the worker's watchdog raised in it a margin ago, and it is still there
     if client is None or executor.client is not client:
         return
     try:
