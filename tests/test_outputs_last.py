@@ -226,3 +226,38 @@ def test_a_cell_that_runs_no_tasks_leaves_nothing_to_see():
     assert [o.text for o in quiet if o.output_type == "stream"] == ["no tasks here\n"]
     tables = [o.data for o in busy if "text/html" in o.get("data", {})]
     assert len(tables) == 1 and tables[0]["text/plain"].startswith("nbexec tasks: 3 tasks")
+
+
+@pytest.mark.parametrize("mode", ["threads", "dask -n 2"])
+def test_a_dashboard_cell_saves_a_static_task_stream(mode, tmp_path):
+    """A ``--dashboard`` cell, executed and stored as nbclient stores it: its live table and
+    chart are blanked, and it keeps the static table and the run's task stream as a PNG (no widget
+    view whose model a reader without a kernel lacks). Its text/plain is the same in every mode."""
+    import base64
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "%load_ext nbexec",
+        f"%%executor {mode} --dashboard\nimport nbexec, time\nys = nbexec.map(time.sleep, [0.1] * 6)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = [o for o in nb.cells[1].outputs if o.get("data")]
+    assert not any(WIDGET_VIEW in o.data for o in outputs)
+    assert [sorted(o.data) for o in outputs] == [
+        ["text/html", "text/plain"],
+        ["image/png", "text/plain"],
+    ]
+    assert (
+        outputs[1].data["text/plain"] == "nbexec dashboard: task-stream, progress, workers-memory"
+    )
+    png = base64.b64decode(outputs[1].data["image/png"])
+    assert png.startswith(b"\x89PNG") and len(png) < 20_000
+    (tmp_path / "stream.png").write_bytes(png)

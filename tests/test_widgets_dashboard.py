@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import types
 import urllib.request
 
@@ -152,12 +153,14 @@ def test_show_run_with_dashboard_for_local_mode(monkeypatch):
     with run:
         run.map(lambda x: x, range(7))
     view.finish()
-    assert set(shown[0]) == {WIDGET_VIEW}  # the live table, blanked at the end
-    assert [x._repr_mimebundle_()["text/plain"] for x in shown[1:]] == [
-        TEXT,
-        render_text(run.snapshot()),
-    ]
+    # the live table and chart (widget views only), blanked at the end; then the static views
+    assert [set(x) for x in shown[:2]] == [{WIDGET_VIEW}] * 2
+    static = [x._repr_mimebundle_() for x in shown[2:]]
+    assert [b["text/plain"] for b in static] == [render_text(run.snapshot()), TEXT]
+    assert set(static[1]) == {"text/plain", "image/png"}
+    assert base64.b64decode(static[1]["image/png"]).startswith(b"\x89PNG")
     assert len(view.dashboard.chart.source.data["start"]) == 7
+    assert view.dashboard.widget is None  # the chart's models are closed
 
 
 def _collect(monkeypatch) -> list:
@@ -209,9 +212,10 @@ def test_dask_table_gets_workers_and_link(local_cluster, monkeypatch):
     assert run.tracker.info["dashboard_link"].startswith("http://127.0.0.1:")
     assert run.tracker.info["workers"] == 1
     assert "1 worker" in live_html and "dashboard</a>" in live_html
-    assert set(shown[0]) == {WIDGET_VIEW}
-    texts = [x._repr_mimebundle_()["text/plain"] for x in shown[1:]]
-    assert texts == [TEXT, render_text(run.snapshot())]  # the same as in local mode
+    assert [set(x) for x in shown[:2]] == [{WIDGET_VIEW}] * 2
+    texts = [x._repr_mimebundle_()["text/plain"] for x in shown[2:]]
+    assert texts == [render_text(run.snapshot()), TEXT]  # the same as in local mode
+    assert "image/png" in shown[3]._repr_mimebundle_()
 
 
 CELLS = [
@@ -247,8 +251,12 @@ def _execute(monkeypatch, env: dict) -> list:
             data = dict(out.get("data", {}))
             if not data:
                 continue  # the live table, blanked when its run finished
-            assert "text/plain" in data and set(data) <= {"text/plain", "text/html", WIDGET_VIEW}
+            assert set(data) <= {"text/plain", "text/html", "image/png", WIDGET_VIEW}
             data.pop(WIDGET_VIEW, None)  # what nbval compares is what is left
+            data.pop("image/png", None)
+            if not data:
+                continue  # a live view (nbval skips widget views)
+            assert "text/plain" in data
             outputs.append((out.output_type, {k: sanitize(v) for k, v in data.items()}))
     return outputs
 
@@ -260,8 +268,8 @@ def test_kernel_outputs_compare_equal_under_override(monkeypatch):
     local_outputs = _execute(monkeypatch, {session.ENV_VAR: "local"})
     assert dask_outputs == local_outputs
     assert [data["text/plain"] for _, data in dask_outputs] == [
-        TEXT,
         "nbexec tasks: 20 tasks - 20 success\n  lambda  20 success",
+        TEXT,  # the run's task stream, saved as an image
         "nbexec executor panel",
         TEXT,
     ]
@@ -279,7 +287,7 @@ def test_task_stream_draws_during_a_threads_run_and_is_shown_from_the_start(monk
     with executor.start():
         run = Run(executor)
         view = live.show_run(run, dashboard=True)
-        assert [x._repr_mimebundle_()["text/plain"] for x in shown[1:]] == [TEXT]
+        assert [set(x) for x in shown] == [{WIDGET_VIEW}] * 2  # the table, then the chart
         with run:
             run.map(lambda x: x, range(4))
             run.submit(gate.wait, 10)
@@ -292,4 +300,4 @@ def test_task_stream_draws_during_a_threads_run_and_is_shown_from_the_start(monk
             gate.set()
         view.finish()
     assert bars_mid_run >= 4
-    assert len(shown) == 3  # the table, the chart (from the start), the static view
+    assert len(shown) == 4  # the table, the chart (from the start), their static views

@@ -165,6 +165,17 @@ class DashboardView:
         if self.chart is not None:
             self.chart.refresh()
 
+    def close(self) -> None:
+        """Close the view's widget models (the chart, its loader box, or the iframes' HTML)."""
+        widget, self.widget = self.widget, None
+        for model in (getattr(widget, "_box", None), widget):
+            close = getattr(model, "close_all", None) or getattr(model, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - a closed comm: nothing left to free
+                    pass
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.widget is not None and _base.in_kernel():
             return _base.with_text(self.widget._repr_mimebundle_(**kwargs), self.text)

@@ -14,6 +14,7 @@ freed as soon as the user's names let go of them.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
@@ -38,6 +39,29 @@ INTERVAL = 0.25
 _TICK = 1.0  # elapsed time in the header moves on at least this often while tasks run
 _CHART_INTERVAL = 1.0  # the task-stream chart redraws at most once a second
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+class _StaticStream:
+    """A ``--dashboard`` cell's saved view: the run's task stream as a PNG (which nbval does not
+    compare: it shows one run's times) and the dashboard's text/plain, the same in every mode."""
+
+    def __init__(self, text: str, png: bytes):
+        self.text = text
+        self.png = png
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        return {"text/plain": self.text, "image/png": base64.b64encode(self.png).decode("ascii")}
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _stream_view(run: Any, text: str) -> _StaticStream:
+    from ._streampng import stream_png
+    from .taskstream import TaskStream
+
+    chart = TaskStream(run.tracker, widget=False)
+    return _StaticStream(text, stream_png(chart.data, chart.lanes, chart.color))
 
 
 class _Static:
@@ -98,6 +122,8 @@ class LiveView:
         self.table: Any = None
         self.handle: Any = None  # the display handle of the live table's output
         self.dashboard: Any = None
+        self.dashboard_live = False  # a widget dashboard, replaced by its static view at the end
+        self.dashboard_handle: Any = None  # its output's display handle
         self.summary: Any = None
         self.snapshot: Snapshot | None = None
         self.refreshes = 0
@@ -166,26 +192,34 @@ class LiveView:
         try:
             run.tracker.wait_started(1.0)  # Dask: starts may still be on their way from workers
             self.snapshot = run.snapshot()
-            self._finish(self.snapshot)
+            self._finish(self.snapshot, run)
         except Exception:  # noqa: BLE001 - never raise out of a cell's clean-up
             logger.debug("live view finish failed", exc_info=True)
         self.run = None
         set_last_run(run, self.snapshot)
 
-    def _finish(self, snap: Snapshot) -> None:
+    def _finish(self, snap: Snapshot, run: Any) -> None:
         table, self.table = self.table, None
         if table is not None:
             table.html = ""  # what a notebook client that keeps closed models would store
             table.close_all()  # before the output goes: its view removes itself first
             if self.handle is not None:
                 self.handle.update({}, raw=True)  # the static view below replaces it for good
-        chart = getattr(self.dashboard, "chart", None)
+        board = self.dashboard
+        if self.dashboard_live:
+            board.close()  # the live chart or iframes go; their static view follows the table
+            if self.dashboard_handle is not None:
+                self.dashboard_handle.update({}, raw=True)
+        chart = getattr(board, "chart", None)
         if chart is not None:
             chart.refresh()
         if self.show_table and snap.total:  # a cell that ran no task leaves no table
             self.summary = _Static(render_text(snap), render_html(snap))
             _base.display(self.summary)
-        if self.dashboard is not None and getattr(self.dashboard, "deferred", False):
+        if self.dashboard_live:
+            if snap.total:
+                _base.display(_stream_view(run, board.text))
+        elif board is not None and getattr(board, "deferred", False):
             self.dashboard.refresh()
             _base.display(self.dashboard)
 
@@ -271,5 +305,11 @@ def _show_widgets(
     if dashboard:
         from .dashboard import dashboard as make_dashboard
 
-        view.dashboard = make_dashboard(plots, run=run)
-        _base.display(view.dashboard)
+        view.dashboard = board = make_dashboard(plots, run=run)
+        if board.widget is not None:  # only the widget view: nothing nbval compares
+            view.dashboard_live = True
+            view.dashboard_handle = _base.display(
+                live_bundle(board.widget), raw=True, display_id=True
+            )
+        else:
+            _base.display(board)
