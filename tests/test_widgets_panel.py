@@ -283,3 +283,19 @@ def test_open_panels_follow_the_session_after_each_cell():
     assert "executor: threads --workers 3" in panel.status.value
     assert shell.run_cell("nbexec.stop()").success
     assert "executor: none" in panel.status.value
+
+
+def test_every_labelled_row_uses_one_label_column():
+    """The executor's rows (more kwargs, adapt, timeout), the cluster class's form, the mode,
+    the magic line and the scale/adapt controls line their fields up on one label width."""
+    panel = ExecutorPanel()
+    panel.mode.value = "dask"
+    panel.cluster_class.value = "dask_jobqueue.SLURMCluster"
+    widgets = [panel.mode, panel.magic_text, panel.controls.scale_n, panel.controls.adapt_min]
+    widgets += [panel.fields[name] for name in _shown(panel)]
+    widths = {
+        (getattr(w, "description", ""), w.style.description_width)
+        for w in widgets
+        if getattr(w, "description", "") and hasattr(w.style, "description_width")
+    }
+    assert len({width for _, width in widths}) == 1, sorted(widths)

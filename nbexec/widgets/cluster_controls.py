@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import session
-from .cluster_form import ClusterForm, number_text
+from .cluster_form import LABEL_WIDTH, ClusterForm, number_text
 
 __all__ = ["ClusterControls", "preview_text", "running_cluster", "cluster_lines"]
 
@@ -67,8 +67,8 @@ class ClusterControls:
 
     def __init__(self, w: Any, panel: Any):
         self._panel = panel
-        style = {"description_width": "9em"}
-        small = w.Layout(width="14em")
+        style = {"description_width": LABEL_WIDTH}
+        small = w.Layout(width="17em")
         self.scale_n = number_text(w, value="", description="scale to", placeholder="workers",
                                    style=style, layout=small)  # fmt: skip
         self.scale_button = w.Button(description="Scale", icon="arrows-v",

@@ -15,10 +15,12 @@ from typing import Any
 
 from .cluster_spec import UNSET, ClusterSpec, FieldSpec
 
-__all__ = ["ClusterForm", "ErrorLabels", "number_text", "ERROR_STYLE"]
+__all__ = ["ClusterForm", "ErrorLabels", "number_text", "ERROR_STYLE", "LABEL_WIDTH"]
 
 ERROR_STYLE = "color:#c62828"
-_STYLE = {"description_width": "12em"}
+#: The one label column of the panel: its own rows, the cluster class's form and the controls.
+LABEL_WIDTH = "12em"
+_STYLE = {"description_width": LABEL_WIDTH}
 
 
 @cache

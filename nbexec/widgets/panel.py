@@ -19,6 +19,7 @@ from ..core.render import render_html
 from ..executors.base import Executor
 from . import cluster_spec
 from .cluster_controls import ClusterControls, preview_text
+from .cluster_form import LABEL_WIDTH
 from .panel_fields import MODE_LABELS, PanelFields
 from .panel_parts import StubModule, copy_button_class
 from .panel_status import PanelStatus
@@ -41,7 +42,7 @@ class ExecutorPanel(PanelFields, PanelStatus):
         w = ipywidgets if ipywidgets is not None else StubModule()
         self._w = w
         mode, options = session.current_mode()
-        style = {"description_width": "9em"}
+        style = {"description_width": LABEL_WIDTH}
         self.mode = w.Dropdown(
             options=[(MODE_LABELS[m], m) for m in MODES], value=mode if mode in MODES else "local",
             description="mode", style=style,

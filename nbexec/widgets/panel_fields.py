@@ -40,7 +40,7 @@ class PanelFields:
         """Create the executor's own fields; return the boxes above and below the class's form."""
         self._own: dict[str, Any] = {}
         for name, label, placeholder in _FIELDS:
-            layout = w.Layout(width="44em" if name in _WIDE else "22em")
+            layout = w.Layout(width="44em" if name in _WIDE else "25em")
             kwargs: dict[str, Any] = {"description": label, "style": style, "layout": layout}
             if name == "cluster_class":
                 field = w.Combobox(
