@@ -187,7 +187,8 @@ def _rows(snapshot: Snapshot, max_rows: int) -> str:
             f"names ({tasks} tasks)</td></tr>"
         )
     return (
-        "<table style='border-collapse:collapse;margin:0;font-variant-numeric:tabular-nums'>"
+        "<table style='border-collapse:collapse;margin:0;table-layout:auto;"
+        "font-variant-numeric:tabular-nums'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -240,7 +241,10 @@ def render_html(
     adds the mode, workers, dashboard link, tracebacks and the slowest tasks (folded).
     """
     out = [
-        "<div class='nbexec-table' style='max-width:100%;overflow-x:auto;line-height:1.4'>",
+        # indented as notebook front ends indent text outputs (1ch of the code font), so the
+        # table lines up with the cell's printed output; it wraps rather than scrolls or clips
+        "<div class='nbexec-table' style='max-width:100%;box-sizing:border-box;"
+        "padding-left:0.55em;overflow-x:auto;line-height:1.4'>",
         _header(snapshot, live),
         _rows(snapshot, max_rows),
         _legend(),
