@@ -26,6 +26,11 @@ def test_quickstart_is_well_under_100_kb():
     assert size < 100_000, f"quickstart is {size} bytes"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_is_well_under_100_kb(path):
+    assert path.stat().st_size < 80_000, f"{path.name} is {path.stat().st_size} bytes"
+
+
 def _refresh_script():
     spec = importlib.util.spec_from_file_location(
         "refresh_notebooks", ROOT / "scripts" / "refresh_notebooks.py"
@@ -76,9 +81,8 @@ def test_each_executor_cell_keeps_a_few_kb_and_one_static_table(path):
         if "--background" in first_line:
             continue
         assert len(tables) == 1, f"{path.name}: {len(tables)} static tables in one cell"
-        if "--dashboard" in first_line:
-            continue  # the dashboard stays a widget (its text/plain names its charts)
-        # the live table's widget view is closed with the cell: no model id to point at
+        # the live table's (and dashboard's) widget view is closed with the cell: no model id
+        # to point at; a --dashboard cell keeps its task stream as an image
         assert not any(WIDGET_VIEW in o.get("data", {}) for o in cell["outputs"])
 
 
