@@ -110,8 +110,7 @@ def _stop_attempt(entry: _Entry) -> None:
     last = attempt > entry.retries
     error = TimeoutError(_message(run, future, attempt, entry.retries + 1, entry.timeout))
     if not last and _resubmit(run, future, attempt, error):
-        entry.attempt = attempt  # the next attempt restarts the clock once it runs
-        return
+        return  # the next attempt's clock starts when it reports "running"
     efut = future._efut
     future._efut = _Done(None, error)  # what result() and the run's failure give from now on
     report_outcome(run.tracker, future._id, future._deps, error)
