@@ -1,14 +1,15 @@
 """The future of a run's task on a local pool: it reports its own transitions to the run's tracker.
 
-With ``LocalDaskExecutor`` (threads, processes, sync) a run hands the pool a ``RunFuture`` through
-``submit_to``: no executor future, no done callback and no wrapper around the task's function
-(unless it has retries). The pool's own transitions are the tracking:
+To an executor whose intake is a pool (``Executor.intake``: ``POOL``, ``POOL_PROCESS``; the
+threads, sync and processes modes) a run hands a ``RunFuture`` through ``submit_to``: no executor
+future, no done callback and no wrapper around the task's function (unless it has retries). The
+pool's own transitions are the tracking:
 
-- threads, sync (``RunFutureHere``): the pool claims the future in the thread that runs the call,
+- ``POOL`` (``RunFutureHere``): the pool claims the future in the thread that runs the call,
   right before calling it; that is when the task is "running", and where.
-- processes (``RunFuture``): the claim happens at dispatch, so "running" comes from the child
-  (``set_started`` once a task has run for a moment); when and where every task ran comes with
-  its outcome (``set_ran``), in the same tracker event.
+- ``POOL_PROCESS`` (``RunFuture``): the claim happens at dispatch, so "running" comes from the
+  child (``set_started`` once a task has run for a moment); when and where every task ran comes
+  with its outcome (``set_ran``), in the same tracker event.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ._errtext import traceback_text
 from .futures import _future_failed
 from .tracking import Tracker
 
-__all__ = ["RunFuture", "RunFutureHere", "pool_lane", "report_outcome", "upstream_reason"]
+__all__ = ["RunFuture", "RunFutureHere", "report_outcome", "upstream_reason"]
 
 
 def upstream_reason(deps: Any) -> str | None:
@@ -100,17 +101,3 @@ class RunFutureHere(RunFuture):
         if getattr(thread, "_nbexec_sink", None) is self:
             thread._nbexec_sink = None  # type: ignore[attr-defined]
         super()._on_finished(state)
-
-
-def pool_lane(executor: Any) -> type[RunFuture] | None:
-    """The RunFuture class for an executor whose ``submit_to`` a run uses, or None."""
-    submit_to = getattr(type(executor), "submit_to", None)
-    if submit_to is None:
-        return None
-    from ..executors.local_dask import LocalDaskExecutor
-
-    if submit_to is not LocalDaskExecutor.submit_to or (
-        type(executor).submit_future is not LocalDaskExecutor.submit_future
-    ):
-        return None  # a subclass that changes how work is submitted keeps the general path
-    return RunFuture if executor.scheduler == "processes" else RunFutureHere

@@ -6,7 +6,6 @@ through this protocol instead of importing ``Run`` (``run.Run`` satisfies it).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,15 +23,9 @@ class RunLike(Protocol):
     tracker: Tracker
     futures: list[Any]  # its TaskFutures (futures.py sits above this module)
     cell: str | None
+    retry_record: Any  # history.RetryRecord (history sits above this module)
     _lazy: bool
-    _active: bool
     _emit: Callable | None
-    _stack: contextlib.ExitStack
-    _specs: list[tuple]
-    _retry_specs: dict[int, tuple] | None
-    _retry_source: dict[int, tuple] | None
-    _retry_tracker: Tracker | None
-    _retried: dict[int, Any]
 
     def __init__(self, executor: Any) -> None: ...
 
@@ -50,6 +43,10 @@ class RunLike(Protocol):
     def resolve(self, obj: Any) -> Any: ...
 
     def _drain(self) -> None: ...
+
+    def _on_done(self, future: Any, efut: Any) -> None: ...
+
+    def light_copy(self, retry_record: Any) -> Any: ...
 
     def interrupt(self) -> None: ...
 

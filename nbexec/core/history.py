@@ -10,12 +10,11 @@ needs them as an argument; everything else lives exactly as long as the user's n
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..executors.base import map_structure
 from .futures import TaskFuture, _Done, _is_task_future
@@ -24,11 +23,32 @@ if TYPE_CHECKING:
     from ..executors.base import Executor
     from ._runtype import RunLike as Run
 
-__all__ = ["runs", "register", "settle", "plan_retry", "rebind_retried", "MAX_RUNS"]
+__all__ = ["runs", "register", "settle", "plan_retry", "rebind_retried", "MAX_RUNS", "RetryRecord"]
 
 #: Runs the registry remembers (the oldest are forgotten first).
 MAX_RUNS = 100
 _RETRYABLE = ("failed", "cancelled")
+
+
+class RetryRecord:
+    """What ``retry`` needs of a run (``Run.retry_record``).
+
+    ``given``: while the run goes on, how its tasks were submitted, as the user gave them:
+    ``(task id, fn, name, args, kwargs, tags, retries, retry_delay, timeout)`` per task and
+    ``(task ids, fn, name, [args, ...], {}, tags, retries, retry_delay, timeout)`` per map.
+    ``specs``: once it ended, ``{task id: (fn, name, args, kwargs, (tags, retries, retry_delay,
+    timeout))}`` of its failed and cancelled tasks. A retry run holds in ``source`` what it re-submits,
+    the retried run's ``tracker`` and ``retried`` (``{old task id: new TaskFuture}``).
+    """
+
+    __slots__ = ("given", "specs", "source", "tracker", "retried")
+
+    def __init__(self, specs: dict[int, tuple] | None = None) -> None:
+        self.given: list[tuple] = []
+        self.specs: dict[int, tuple] | None = specs
+        self.source: dict[int, tuple] | None = None
+        self.tracker: Any = None
+        self.retried: dict[int, TaskFuture] = {}
 
 
 class _Entry:
@@ -72,7 +92,7 @@ def settle(run: Run) -> None:
     if entry is None or entry.strong is None:
         return
     specs = _retry_specs(run)
-    run._retry_specs = specs
+    run.retry_record.specs = specs
     entry.light = _light_copy(run, specs)
     entry.ref = weakref.ref(run)
     entry.strong = None
@@ -117,23 +137,23 @@ def _retry_specs(run: Run) -> dict[int, tuple]:
     """``{task_id: (fn, name, args, kwargs, options)}`` of the run's failed and cancelled tasks,
     with TaskFutures in the arguments replaced by their values (succeeded) or ``_Upstream``."""
     tracker = run.tracker
+    given = run.retry_record.given
     states = tracker._state  # the columns: no object per task is made here
     if not any(s in _RETRYABLE for s in set(states)):
-        run._specs.clear()
+        given.clear()
         return {}
     bad = {i for i, s in enumerate(states) if s in _RETRYABLE}
     specs: dict[int, tuple] = {}
-    for item in run._specs:  # (id or ids, fn, name, args or items, kwargs, *options)
-        ids = item[0]
+    for item in given:
+        ids, fn, name, args, kwargs, options = item[0], item[1], item[2], item[3], item[4], item[5:]
         if isinstance(ids, int):
             if ids in bad:
-                specs[ids] = (*item[1:5], item[5:])
-        else:  # a map: one entry for all its tasks
-            fn, name, items, options = item[1], item[2], item[3], item[5:]
-            for task_id, args in zip(ids, items):
+                specs[ids] = (fn, name, args, kwargs, options)
+        else:  # a map: one entry for all its tasks, ``args`` the list of their arguments
+            for task_id, one in zip(ids, args):
                 if task_id in bad:
-                    specs[task_id] = (fn, name, args, {}, options)
-    run._specs.clear()
+                    specs[task_id] = (fn, name, one, {}, options)
+    given.clear()
 
     def detach(f: TaskFuture) -> Any:
         if f._id in bad and f._run is run:
@@ -151,16 +171,7 @@ def _retry_specs(run: Run) -> dict[int, tuple]:
 
 def _light_copy(run: Run, specs: dict[int, tuple]) -> Run:
     """A Run sharing ``run``'s status model, holding only its failed and cancelled futures."""
-    cls = type(run)
-    light = cls.__new__(cls)
-    light.__dict__.update(run.__dict__)
-    light.futures = []
-    light._specs = []
-    light._retry_specs = specs
-    light._emit = None
-    light._stack = contextlib.ExitStack()
-    light._retried = {}
-    light._retry_tracker = None
+    light = run.light_copy(RetryRecord(specs))
     futures = []
     for f in run.futures:
         if f._id in specs:
@@ -207,19 +218,23 @@ def _clear_pending() -> None:
     _to_clear.extend(e for e in pending if not _drop_internal_locals(e))
 
 
-def plan_retry(run: Run, executor: Executor | None = None) -> Run:
+R = TypeVar("R", bound="Run")
+
+
+def plan_retry(run: R, executor: Executor | None = None) -> R:
     """A new (not yet entered) run that ``resubmit`` fills with ``run``'s failed and cancelled
     tasks; on ``executor``, else on the one ``run`` used."""
-    if run._active:
+    if run.active:
         raise RuntimeError("this run is still going; wait for it (or cancel it) before retry()")
-    if run._retry_specs is None:
+    record = run.retry_record
+    if record.specs is None:
         settle(run)
-        if run._retry_specs is None:
-            run._retry_specs = _retry_specs(run)
+        if record.specs is None:
+            record.specs = _retry_specs(run)
     new = type(run)(executor if executor is not None else run.executor)
     new.cell = run.cell
-    new._retry_source = run._retry_specs  # no reference to ``run``: it may go
-    new._retry_tracker = run.tracker
+    new.retry_record.source = record.specs  # no reference to ``run``: it may go
+    new.retry_record.tracker = run.tracker
     return new
 
 
@@ -227,21 +242,21 @@ def resubmit(new: Run) -> dict[int, TaskFuture]:
     """Inside ``new`` (active): submit the failed and cancelled tasks of the run it retries again,
     in submission order; dependents get the new futures. Returns ``{old task id: new future}``."""
     mapping: dict[int, TaskFuture] = {}
-    specs = new._retry_source or {}
+    specs = new.retry_record.source or {}
     for task_id in sorted(specs):
         fn, name, args, kwargs, (tags, retries, delay, timeout) = specs[task_id]
         args, kwargs = map_structure(lambda u: mapping[u.task_id], (args, kwargs), _is_upstream)
         mapping[task_id] = new._submit(
             fn, name, args, kwargs, tags, retries, delay, timeout=timeout
         )
-    new._retried = mapping
+    new.retry_record.retried = mapping
     return mapping
 
 
 def rebind_retried(new: Run, obj: Any) -> Any:
     """``obj`` with the old run's retried TaskFutures replaced by the new ones' results (or the
     new futures, where they failed again); other values kept."""
-    mapping, tracker = new._retried, new._retry_tracker
+    mapping, tracker = new.retry_record.retried, new.retry_record.tracker
 
     def swap(f: TaskFuture) -> Any:
         if f._run.tracker is tracker and f._id in mapping:
@@ -256,7 +271,7 @@ def describe(run: Run) -> dict[str, Any]:
     """One line of ``%executor runs``: mode, cell, state, counts, elapsed."""
     snap = run.snapshot()
     totals = {s: n for s, n in snap.totals.items() if n}
-    if not snap.finished or run._active:
+    if not snap.finished or run.active:
         state = "running"
     elif totals.get("failed"):
         state = "failed"

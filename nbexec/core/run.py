@@ -9,37 +9,21 @@ submission order.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any
 
-from ..executors.base import Executor, iter_leaves, map_structure
-from ..executors.local import LocalExecutor
-from ..runtime._taskcall import (
-    MappedTaskCall,
-    TaskCall,
-    call_in_task_body,
-    call_quietly,
-    call_with_timeout_of,
-    install_output_tee,
-    task_body,
-)
+from ..executors.base import INLINE, Executor, iter_leaves, map_structure
+from ..runtime._taskcall import install_output_tee, task_body
 from . import _timeouts, history
+from ._calls import dependencies, may_hold_futures, wrapped
+from ._calls import name_of as _name_of
 from ._counted_get import CountedGet
 from ._dask_route import route_dask
-from ._runfuture import pool_lane, report_outcome, upstream_reason
-from .futures import (
-    _NO_VALUE,
-    TaskFailed,
-    TaskFuture,
-    _Done,
-    _is_done,
-    _is_task_future,
-    _user_traceback,
-)
+from ._lanes import Call, lane_for, record_outcome
+from .futures import _NO_VALUE, TaskFailed, TaskFuture, _is_task_future, _user_traceback
 from .snapshot import TERMINAL, Snapshot
 from .tracking import Tracker
 
@@ -48,7 +32,7 @@ __all__ = ["Run", "TaskFuture", "TaskFailed", "current_run"]
 _stack = threading.local()
 _lingering: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 NO_WORKERS = "no workers: tasks wait until a worker joins"
-_CONTAINERS = (list, tuple, dict, set, frozenset)
+_NO_KWARGS: dict = {}  # what map's calls are scanned with (never passed on)
 
 
 def current_run() -> Run | None:
@@ -70,26 +54,14 @@ class Run:
         self._stack = contextlib.ExitStack()
         self._emit: Callable | None = None
         self._lazy = executor.lazy
-        self._inline = (
-            isinstance(executor, LocalExecutor) and type(executor).submit is LocalExecutor.submit
-        )
-        self._lane = pool_lane(executor)
+        self._lane = lane_for(executor)  # how tasks reach the executor: its declared intake
         self._active = False
-        self._here = f"pid {os.getpid()}"
-        self.tracker.info["mode"] = getattr(executor, "mode", "custom")
+        self.tracker.info["mode"] = executor.mode
         self.cell: str | None = None  # the source of the cell that made it, if any
         self._dask_config: Any = None  # routes dask collections' compute() while active
-        # What retry() needs (nbexec.core.history): the submitted calls while the run goes on, then
-        # only those of failed and cancelled tasks.
-        self._specs: list[tuple] = []
-        self._retry_specs: dict[int, tuple] | None = None
-        self._retry_source: dict[int, tuple] | None = None  # a retry run: what it re-submits
-        self._retry_tracker: Tracker | None = None
-        self._retried: dict[int, TaskFuture] = {}
-        self._sink = _InlineSink(self.tracker, 0)  # where inline tasks print (one at a time)
+        self.retry_record = history.RetryRecord()  # what retry() needs
         self._quiet = False  # tasks keep what they print; the tracker's echo shows it
-        # Timeouts the kernel enforces too: Dask worker threads blocked in C (core/_timeouts.py).
-        self._watch_timeouts = getattr(executor, "mode", None) == "dask"
+        self._watch_timeouts = executor.watch_timeouts  # enforced by the kernel too (_timeouts)
         self._superseded: set[int] = set()  # tasks whose key _timeouts replaced by a new attempt
 
     # --- context -------------------------------------------------------------------------------
@@ -182,7 +154,7 @@ class Run:
         """Show what this run's tasks print through ``write`` (from any thread) instead of the
         streams of the process and thread they run in (a background cell's tasks). Tasks run
         inline print where they are called, as before."""
-        if not self._inline:
+        if self.executor.intake != INLINE:
             self.tracker.echo = write
             self._quiet = True
 
@@ -214,59 +186,50 @@ class Run:
         """Submit ``fn`` once per element of the zipped iterables (like the builtin ``map``)."""
         task = getattr(fn, "__nbexec_task__", None)
         if task is not None:
-            fn, name, tags, retries, delay = (
-                task.body,
-                task.name,
-                task.tags,
-                task.retries,
-                task.retry_delay,
-            )
+            body, name, options = task.body, task.name, (task.tags, task.retries, task.retry_delay)
             timeout = task.timeout
         else:
-            name, tags, retries, delay, timeout = _name_of(fn), (), 0, 0.0, None
-            fn = task_body(fn)
+            body, name, options, timeout = task_body(fn), _name_of(fn), ((), 0, 0.0), None
         items = list(zip(*iterables))
-        plain = not any(isinstance(a, _SCANNED) for args in items for a in args)
-        if self._lane is not None and plain and items:
-            return self._map_to_pool(fn, name, items, retries, delay, timeout)
-        batch = getattr(self.executor, "map", None)
-        if batch is None or not items or not plain:
-            return [
-                self._submit(fn, name, args, {}, tags, retries, delay, index, timeout)
-                for index, args in enumerate(items)
-            ]
-        return self._map_batch(batch, fn, name, items, tags, retries, delay, timeout)
-
-    def _map_batch(
-        self, batch, fn, name, items, tags, retries, delay, timeout=None
-    ) -> list[TaskFuture]:
-        """One executor ``map`` call for all elements (Dask: ``client.map``)."""
+        if not items:
+            return []
         self._require_active()
-        tracker = self.tracker
-        ids = [tracker.add(name, "") for _ in items]
-        self._specs.append((ids, fn, name, items, {}, tags, retries, delay, timeout))
-        if timeout:
-            fn = _Timed(fn, timeout)
-        if self._quiet:
-            fn = partial(call_quietly, fn)
-        call = MappedTaskCall(fn, self._emit, retries, delay)
-        context = {"task_name": name, "task_tags": tuple(tags)}
-        try:
-            efuts = batch(call, ids, *zip(*items), extra_context=context)
-        except BaseException as exc:
-            for task_id in ids:
-                tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        futures = []
-        for task_id, efut in zip(ids, efuts):
-            tracker.set_key(task_id, getattr(efut, "key", None))
-            future = TaskFuture(self, task_id, efut, None)
-            futures.append(future)
-            self.executor.on_done(efut, partial(self._on_done, future))
-            if timeout and self._watch_timeouts:
-                _timeouts.watch(future, timeout, retries)
-        self.futures.extend(futures)
+        calls: list[Call] = [
+            dependencies(self, args, {}) if may_hold_futures(args, _NO_KWARGS) else (args, {}, None)
+            for args in items
+        ]
+        fn = wrapped(body, timeout, self._quiet) if timeout or self._quiet else body
+        futures = self._lane.take(self, fn, name, calls, (*options, 0))
+        self.futures += futures
+        ids = [f._id for f in futures]
+        self.retry_record.given.append((ids, body, name, items, {}, *options, timeout))
+        self._watch(futures, timeout, options[1])
         return futures
+
+    def _submit(
+        self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None, timeout=None
+    ) -> TaskFuture:
+        """One task: ``fn(*args, **kwargs)`` (``nbexec.submit``, task calls, retries). With
+        ``map`` the one way into the executor: the lane of its declared intake."""
+        self._require_active()
+        call: Call = (args, kwargs, None)
+        if may_hold_futures(args, kwargs):
+            call = dependencies(self, args, kwargs)
+        options = (tags, retries, retry_delay, index)
+        call_fn = wrapped(fn, timeout, self._quiet) if timeout or self._quiet else fn
+        future = self._lane.take_one(self, call_fn, name, call, options)
+        self.futures.append(future)
+        self.retry_record.given.append(
+            (future._id, fn, name, args, kwargs, tags, retries, retry_delay, timeout)
+        )
+        if timeout and self._watch_timeouts:
+            _timeouts.watch(future, timeout, retries)
+        return future
+
+    def _watch(self, futures: list[TaskFuture], timeout: float | None, retries: int) -> None:
+        if timeout and self._watch_timeouts:  # the kernel enforces it too (core/_timeouts.py)
+            for future in futures:
+                _timeouts.watch(future, timeout, retries)
 
     @property
     def active(self) -> bool:
@@ -277,142 +240,16 @@ class Run:
         if not self._active:
             raise RuntimeError("this run is not active; submit inside `with nbexec.run(...):`")
 
-    def _submit(
-        self, fn, name, args, kwargs, tags=(), retries=0, retry_delay=0.0, index=None, timeout=None
-    ) -> TaskFuture:
-        self._require_active()
-        given = args, kwargs  # before futures become executor futures: what retry() needs
-        deps = None
-        if _may_hold_futures(args, kwargs):
-            found = [f for f in iter_leaves((args, kwargs), _is_task_future)]
-            if any(f._run is not self for f in found):  # a future of an earlier run: its value
-                args, kwargs = map_structure(
-                    TaskFuture.result,
-                    (args, kwargs),
-                    lambda x: _is_task_future(x) and x._run is not self,
-                )
-                found = [f for f in found if f._run is self]
-            if found:
-                deps = tuple(found)
-                args, kwargs = map_structure(lambda f: f._efut, (args, kwargs), _is_task_future)
-        tracker = self.tracker
-        call_fn = _Timed(fn, timeout) if timeout else fn  # enforced wherever the task runs
-        if self._quiet:
-            call_fn = partial(call_quietly, call_fn)
-        if self._inline:
-            future = self._run_inline(call_fn, name, args, kwargs, deps, retries, retry_delay)
-            self._specs.append((future._id, fn, name, *given, tags, retries, retry_delay, timeout))
-            return future
-        if self._lane is not None:
-            future = self._submit_to_pool(call_fn, name, args, kwargs, deps, retries, retry_delay)
-            self._specs.append((future._id, fn, name, *given, tags, retries, retry_delay, timeout))
-            return future
-        task_id = tracker.add(name, "")
-        self._specs.append((task_id, fn, name, *given, tags, retries, retry_delay, timeout))
-        call = TaskCall(call_fn, task_id, self._emit, retries, retry_delay)
-        context = {"task_name": name, "task_index": index, "task_tags": tuple(tags)}
-        try:
-            efut = self.executor.submit_future(call, *args, extra_context=context, **kwargs)
-        except BaseException as exc:
-            tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        tracker.set_key(task_id, getattr(efut, "key", None))
-        future = TaskFuture(self, task_id, efut, deps)
-        self.futures.append(future)
-        self.executor.on_done(efut, partial(self._on_done, future))
-        if timeout and self._watch_timeouts:
-            _timeouts.watch(future, timeout, retries)
-        return future
-
-    def _submit_to_pool(self, fn, name, args, kwargs, deps, retries, retry_delay) -> TaskFuture:
-        """LocalDaskExecutor: the pool completes a RunFuture, which reports to the tracker."""
-        tracker = self.tracker
-        task_id = tracker.add(name, None)
-        efut = self._lane(tracker, task_id, deps)
-        if retries:
-            fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
-        try:
-            self.executor.submit_to(efut, fn, args, kwargs, deps and [d._efut for d in deps])
-        except BaseException as exc:
-            tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        future = TaskFuture(self, task_id, efut, deps)
-        self.futures.append(future)
-        return future
-
-    def _map_to_pool(self, fn, name, items, retries, delay, timeout=None) -> list[TaskFuture]:
-        """``map`` on a LocalDaskExecutor: the tasks are registered at once, then submitted."""
-        self._require_active()
-        tracker, lane, submit_to = self.tracker, self._lane, self.executor.submit_to
-        ids = tracker.add_many(name, len(items))
-        self._specs.append((ids, fn, name, items, {}, (), retries, delay, timeout))
-        if timeout:
-            fn = _Timed(fn, timeout)
-        if self._quiet:
-            fn = partial(call_quietly, fn)
-        futures = []
-        try:
-            for task_id, args in zip(ids, items):
-                efut = lane(tracker, task_id, None)
-                call = TaskCall(fn, task_id, self._emit, retries, delay) if retries else fn
-                submit_to(efut, call, args, {}, None)
-                futures.append(TaskFuture(self, task_id, efut, None))
-        except BaseException as exc:
-            for task_id in ids[len(futures) :]:
-                tracker.finish(task_id, "failed", f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            self.futures.extend(futures)
-        return futures
-
-    def _run_inline(self, fn, name, args, kwargs, deps, retries, retry_delay) -> TaskFuture:
-        """LocalExecutor: call now, in this thread, and record the outcome directly."""
-        tracker = self.tracker
-        task_id = tracker.add(name, None, running_on=self._here)
-        if retries:
-            fn = TaskCall(fn, task_id, self._emit, retries, retry_delay)
-        thread = threading.current_thread()
-        outer = getattr(thread, "_nbexec_sink", None)
-        sink = self._sink
-        sink.task_id = task_id
-        thread._nbexec_sink = sink  # type: ignore[attr-defined]
-        try:
-            if deps:
-                args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
-            efut = _Done(call_in_task_body(fn, args, kwargs), None)
-        except Exception as exc:
-            efut = _Done(None, exc)
-        except BaseException:  # an interrupt: the task is over, not "running"
-            tracker.finish(task_id, "cancelled", "interrupted")
-            raise
-        finally:
-            thread._nbexec_sink = outer  # type: ignore[attr-defined]
-        future = TaskFuture(self, task_id, efut, deps)
-        self.futures.append(future)
-        report_outcome(tracker, task_id, deps, efut._exc)
-        return future
-
-    # --- completion ----------------------------------------------------------------------------
-
     def _on_done(self, future: TaskFuture, efut: Any) -> None:
+        """An executor future of this run is done (``Executor.on_done``): record the outcome."""
         if future._id in self._superseded and efut is not future._efut:
             return  # the stopped key of a timed-out attempt (core/_timeouts.py)
-        tracker = self.tracker
-        try:
-            if efut.cancelled():
-                tracker.finish(
-                    future._id, "cancelled", upstream_reason(future._deps) or "cancelled"
-                )
-                return
-            status = getattr(efut, "status", None)
-            if status == "finished":
-                tracker.finish(future._id, "success")
-                return
-            exc = efut.exception()
-        except BaseException as error:  # a future that cannot even report its state
-            tracker.finish(future._id, "failed", f"{type(error).__name__}: {error}")
-            return
-        report_outcome(tracker, future._id, future._deps, exc)
+        record_outcome(self.tracker, future, efut)
+
+    @property
+    def _specs(self) -> list[tuple]:
+        """How this run's tasks were submitted (``history.RetryRecord.given``)."""
+        return self.retry_record.given
 
     # --- waiting -------------------------------------------------------------------------------
 
@@ -426,8 +263,6 @@ class Run:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every task has ended; True if they all did within ``timeout``."""
         __tracebackhide__ = True
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             if self._lazy:
@@ -489,6 +324,18 @@ class Run:
             history.resubmit(new)
         return new
 
+    def light_copy(self, retry_record: history.RetryRecord) -> Run:
+        """A copy sharing this run's records (tracker, cell, executor) without its futures,
+        event channel or exit stack: what the registry keeps of an ended run."""
+        light = type(self).__new__(type(self))
+        light.__dict__.update(self.__dict__)
+        light.futures = []
+        light._emit = None
+        light._stack = contextlib.ExitStack()
+        light._dask_config = None
+        light.retry_record = retry_record
+        return light
+
     def failure(self) -> TaskFailed | None:
         """TaskFailed for the first failed task in submission order (its cause set), or None.
 
@@ -541,9 +388,9 @@ class Run:
             return obj
         futures = list(done.values())
         todo = [f for f in futures if f._value is _NO_VALUE]
-        if todo and hasattr(todo[0]._efut, "client"):  # distributed futures: one gather for all
+        if len(todo) > 1:  # many at once where the executor can (Dask: one gather)
             try:
-                values = self.executor.wait([f._efut for f in todo])
+                values = self.executor.gather([f._efut for f in todo])
             except Exception:  # one by one, to name the task whose value cannot come back
                 values = [f.result() for f in todo]
             for f, v in zip(todo, values):
@@ -554,43 +401,3 @@ class Run:
     def __repr__(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.tracker.snapshot().totals.items() if n)
         return f"<Run {self.tracker.info.get('mode', '?')}: {counts or 'no tasks'}>"
-
-
-def _Timed(fn: Callable, timeout: float) -> Callable:
-    """``fn`` stopped with ``TimeoutError`` once a call ran ``timeout`` seconds (picklable)."""
-    return partial(call_with_timeout_of, fn, timeout)
-
-
-class _InlineSink:
-    """Where a task called inline (LocalExecutor) prints: its row of the tracker."""
-
-    __slots__ = ("tracker", "task_id")
-
-    def __init__(self, tracker: Tracker, task_id: int) -> None:
-        self.tracker = tracker
-        self.task_id = task_id
-
-    def write_output(self, text: str) -> None:
-        self.tracker.add_output(self.task_id, text)
-
-
-_SCANNED = (TaskFuture, *_CONTAINERS)
-
-
-def _may_hold_futures(args: tuple, kwargs: dict) -> bool:
-    """Whether a TaskFuture may be inside the arguments (one is, or a container is)."""
-    for a in args:
-        if isinstance(a, _SCANNED):
-            return True
-    if kwargs:
-        for v in kwargs.values():
-            if isinstance(v, _SCANNED):
-                return True
-    return False
-
-
-def _name_of(fn: Callable) -> str:
-    name = getattr(fn, "__name__", None)
-    if not name or name == "<lambda>":
-        name = "lambda" if name == "<lambda>" else type(fn).__name__
-    return name

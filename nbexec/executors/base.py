@@ -1,13 +1,35 @@
 """The executor interface (Prefect 1's ``Executor``) and nbexec's notebook-agnostic extensions.
 
-The seed's interface is ``start()``, ``submit()`` and ``wait()``. nbexec's run layer also uses four
-extensions that every executor provides (the defaults here suit executors that run each call at
-once in the calling thread, so a subclass that implements only the seed's interface still works):
+The seed's interface is ``start()``, ``submit()`` and ``wait()``. A run (``nbexec.core.run``) calls
+the hooks below and nothing else of an executor; each has a default, so a subclass that implements
+only the seed's interface works (its calls run through ``submit`` and ``wait``):
+
+- ``started`` says whether a ``start()`` block is active; a run starts an executor that is not
+  started for its duration. The default observes ``start()``.
+- ``intake`` says how a run hands over its tasks, one of:
+
+  - ``FUTURES`` (default): ``submit_future()`` per task, ``map()`` for a map of plain arguments;
+    the run follows each returned future with ``on_done()``.
+  - ``INLINE``: the run calls each task itself, at once, in the calling thread (no future).
+  - ``POOL``: the run makes each task's future (a ``pools._slimfuture.SlimFuture`` that reports to
+    the run's records) and hands it over with ``submit_to()``; the pool thread that runs the call
+    claims it right before calling, which is when the task is "running".
+  - ``POOL_PROCESS``: as ``POOL``, but the future is claimed at dispatch and the process that runs
+    the call reports "running" (``set_started``) and when and where it ran (``set_ran``).
 
 - ``submit_future()`` returns a future with the ``concurrent.futures.Future`` API
-  (``done``, ``result``, ``exception``, ``cancel``, ``add_done_callback``).
+  (``done``, ``result``, ``exception``, ``cancel``, ``add_done_callback``); the default runs the
+  call at once through ``submit`` and ``wait``.
+- ``map(fn, *iterables, extra_context=)`` submits many calls at once (default: ``submit_future``
+  per element); ``gather(futures)`` fetches many results (default: each future's ``result()``).
+- ``submit_to(future, fn, args, kwargs, deps)``: the pool intakes' hand-over (no default).
+- ``on_done(future, callback)`` follows a future (default: ``add_done_callback``).
+- ``lazy`` says that work runs only once waited on (the run then waits through ``wait``).
+- ``watch_timeouts`` says that the kernel must enforce task timeouts too, because a worker
+  thread blocked in C cannot be stopped by the task's own timer (default False).
 - ``event_channel(callback)`` returns a picklable ``emit(key, event, info)`` that code running inside
   a task, wherever it runs, uses to report back to ``callback`` in this process.
+- ``watch_workers(callback)`` reports workers coming and going (default: none to watch).
 - ``interrupt(futures)`` stops work after a KeyboardInterrupt: pending work never starts; running
   work is stopped where this executor owns the workers and released otherwise.
 - ``describe()`` says what the executor runs on, for status lines.
@@ -28,7 +50,14 @@ from typing import Any
 
 __all__ = [
     "Executor", "EventChannel", "ExecutorInfo", "NotStartedError", "make_task_key", "map_structure",
+    "FUTURES", "INLINE", "POOL", "POOL_PROCESS",
 ]  # fmt: skip
+
+#: How a run hands its tasks to an executor (``Executor.intake``; see the module docstring).
+FUTURES = "futures"
+INLINE = "inline"
+POOL = "pool"
+POOL_PROCESS = "pool-process"
 
 
 class NotStartedError(RuntimeError, ValueError):
@@ -36,7 +65,7 @@ class NotStartedError(RuntimeError, ValueError):
     lifecycle errors, and a ValueError, which is what Prefect 1's executors raised."""
 
 
-EventCallback = Callable[[str, str, dict], None]
+EventCallback = Callable[[Any, str, dict], None]
 
 
 @dataclass
@@ -114,11 +143,11 @@ def map_structure(fn: Callable[[Any], Any], obj: Any, is_leaf: Callable[[Any], b
             return type(obj)(*items)
         return type(obj)(items)
     if isinstance(obj, dict):
-        items = {k: map_structure(fn, v, is_leaf) for k, v in obj.items()}
-        if all(items[k] is v for k, v in obj.items()):
+        mapped = {k: map_structure(fn, v, is_leaf) for k, v in obj.items()}
+        if all(mapped[k] is v for k, v in obj.items()):
             return obj
         out = type(obj)() if type(obj) is not dict else {}
-        out.update(items)
+        out.update(mapped)
         return out
     return obj
 
@@ -220,6 +249,18 @@ class Executor:
         """
         return False
 
+    @property
+    def intake(self) -> str:
+        """How a run hands over its tasks: ``FUTURES`` (default), ``INLINE``, ``POOL`` or
+        ``POOL_PROCESS`` (see the module docstring)."""
+        return FUTURES
+
+    @property
+    def watch_timeouts(self) -> bool:
+        """Whether the kernel must enforce task timeouts too (worker threads blocked in C that
+        the task's own timer cannot stop). Default False."""
+        return False
+
     def watch_workers(self, callback: Callable[[str, str | None, int], None]) -> Callable[[], None]:
         """Call ``callback(op, worker, n_workers)`` on worker events while started; returns a
         function that stops the calls. ``op`` is "now" (once, with the current count), "add" or
@@ -249,6 +290,30 @@ class Executor:
         else:
             future.set_result(value)
         return future
+
+    def map(
+        self, fn: Callable, /, *iterables: Iterable, extra_context: dict | None = None
+    ) -> list[Any]:
+        """``submit_future(fn, *args)`` for each element of the zipped ``iterables``; the element's
+        position is its ``task_index``. Executors that can submit many calls at once override it."""
+        context = dict(extra_context or {})
+        return [
+            self.submit_future(fn, *args, extra_context={**context, "task_index": index})
+            for index, args in enumerate(zip(*iterables))
+        ]
+
+    def gather(self, futures: list[Any]) -> list[Any]:
+        """The results of ``futures`` (this executor's), in order; raises the first exception met.
+        Executors that fetch many results in one round trip override it."""
+        return [f.result() for f in futures]
+
+    def submit_to(
+        self, future: Any, fn: Callable, args: tuple, kwargs: dict, deps: list | None = None
+    ) -> None:
+        """The pool intakes: run ``fn(*args, **kwargs)`` to complete ``future`` (a SlimFuture the
+        run made), once the futures in ``deps`` are done; they are replaced by their values in
+        ``args``/``kwargs``, and a failed or cancelled one fails or cancels ``future``."""
+        raise NotImplementedError(f"{type(self).__name__} has no pool intake")
 
     def event_channel(self, callback: EventCallback) -> EventChannel:
         """A channel from task code back to ``callback``; the default calls it directly."""

@@ -334,6 +334,13 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
                 self._futures[future.key] = future
         return futures
 
+    def gather(self, futures: list[Any]) -> list[Any]:
+        """The results of ``futures`` in one ``client.gather`` (nbexec extension)."""
+        return self.wait(list(futures))
+
+    #: A worker thread blocked in C misses its task's own timer: the kernel watches timeouts too.
+    watch_timeouts = True
+
     def on_done(self, future: Any, callback: Callable[[Any], None]) -> None:
         """Call ``callback(future)`` when ``future`` is done: installed on the client's event loop
         in batches, run there for finished and cancelled futures (see ``_dask_done``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Executor, ExecutorInfo
+from .base import FUTURES, INLINE, Executor, ExecutorInfo
 
 __all__ = ["LocalExecutor"]
 
@@ -14,6 +14,12 @@ class LocalExecutor(Executor):
     """Runs each function synchronously and immediately in the calling thread (tracebacks and pdb work)."""
 
     mode = "local"
+
+    @property
+    def intake(self) -> str:
+        """``INLINE``: a run calls its tasks itself, at once (a subclass with its own ``submit``
+        gets them through ``submit_future``, which calls that ``submit``)."""
+        return INLINE if type(self).submit is LocalExecutor.submit else FUTURES
 
     def submit(
         self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any

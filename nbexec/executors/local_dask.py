@@ -21,6 +21,9 @@ from ..pools._slimfuture import SlimFuture
 from ..pools._threadpool import InterruptiblePool, force_cancel
 from ..runtime._taskcall import call_in_task_body
 from .base import (
+    FUTURES,
+    POOL,
+    POOL_PROCESS,
     EventCallback,
     EventChannel,
     Executor,
@@ -50,6 +53,8 @@ _NOT_STARTED = "This executor has not been started; use `with executor.start():`
 
 class LocalDaskFuture(Future):
     """A ``concurrent.futures.Future`` of a LocalDaskExecutor task, with its ``key``."""
+
+    _done_callbacks: list[Callable[[Future], object]]  # Future's own list (not in its stubs)
 
     def __init__(self, executor: LocalDaskExecutor, name: str, key: str | None) -> None:
         super().__init__()
@@ -247,12 +252,23 @@ class LocalDaskExecutor(Executor):
         """In "synchronous" mode work runs only once waited on."""
         return self.scheduler == "synchronous"
 
+    @property
+    def intake(self) -> str:
+        """``POOL`` (threads, sync: the thread that runs a call claims its future) or
+        ``POOL_PROCESS``; ``FUTURES`` for a subclass that changes how work is submitted."""
+        cls = type(self)
+        if cls.submit_to is not LocalDaskExecutor.submit_to or (
+            cls.submit_future is not LocalDaskExecutor.submit_future
+        ):
+            return FUTURES
+        return POOL_PROCESS if self.scheduler == "processes" else POOL
+
     def submit_to(
-        self, future: SlimFuture, fn: Callable, args: tuple, kwargs: dict, deps: list | None = None
+        self, future: Any, fn: Callable, args: tuple, kwargs: dict, deps: list | None = None
     ) -> None:
         """Run ``fn(*args, **kwargs)`` to complete ``future``, once the futures in ``deps`` are done.
 
-        The fast lane of runs: no key, no scan of the arguments; the futures of ``deps`` (this
+        The pool intake of runs: no key, no scan of the arguments; the futures of ``deps`` (this
         executor's, or SlimFutures given to ``submit_to``) are replaced by their values inside
         ``args`` and ``kwargs``, and a failed or cancelled one fails or cancels ``future``.
         """
@@ -404,9 +420,11 @@ class LocalDaskExecutor(Executor):
 
         channel = uuid.uuid4().hex
         _procworker.CHANNELS[channel] = callback
-        return EventChannel(
-            _procworker.ProcEmit(channel), lambda: _procworker.CHANNELS.pop(channel, None)
-        )
+
+        def close() -> None:
+            _procworker.CHANNELS.pop(channel, None)
+
+        return EventChannel(_procworker.ProcEmit(channel), close)
 
     def describe(self) -> ExecutorInfo:
         """Mode, worker count (1 for sync) and total task threads."""

@@ -113,7 +113,7 @@ def _retry(shell: Any, run: Any) -> None:
     __tracebackhide__ = True
     executor = run.executor if run.executor.started else session.ensure(None)
     new = history.plan_retry(run, executor)
-    if not new._retry_source:
+    if not new.retry_record.source:
         print("nothing to retry: the run has no failed or cancelled tasks")
         return
     from ..widgets.live import show_run
