@@ -203,7 +203,9 @@ class Run:
         self.futures += futures
         ids = [f._id for f in futures]
         self.retry_record.given.append((ids, body, name, items, {}, *options, timeout))
-        self._watch(futures, timeout, options[1])
+        if timeout and self._watch_timeouts:  # the kernel enforces it too (core/_timeouts.py)
+            for future in futures:
+                _timeouts.watch(future, timeout, options[1])
         return futures
 
     def _submit(
@@ -226,11 +228,6 @@ class Run:
             _timeouts.watch(future, timeout, retries)
         return future
 
-    def _watch(self, futures: list[TaskFuture], timeout: float | None, retries: int) -> None:
-        if timeout and self._watch_timeouts:  # the kernel enforces it too (core/_timeouts.py)
-            for future in futures:
-                _timeouts.watch(future, timeout, retries)
-
     @property
     def active(self) -> bool:
         """True from entering the run until it ended (a background run stays active meanwhile)."""
@@ -246,10 +243,7 @@ class Run:
             return  # the stopped key of a timed-out attempt (core/_timeouts.py)
         record_outcome(self.tracker, future, efut)
 
-    @property
-    def _specs(self) -> list[tuple]:
-        """How this run's tasks were submitted (``history.RetryRecord.given``)."""
-        return self.retry_record.given
+    _specs = property(lambda self: self.retry_record.given)  # how its tasks were submitted
 
     # --- waiting -------------------------------------------------------------------------------
 
