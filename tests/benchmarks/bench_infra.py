@@ -128,7 +128,7 @@ def bench_pool(n, reps):
     rows.append(
         f"| thread pool: next result after stopping a running 1 s task | 1 | Future.cancel "
         f"| {median(stop['std']) * 1e6:,.0f} | InterruptiblePool.interrupt "
-        f"| {median(stop['own']) * 1e6:,.0f} | {paired_ratio(stop['std'], stop['own']):.3f}x |"
+        f"| {median(stop['own']) * 1e6:,.0f} | {paired_ratio(stop['std'], stop['own']):.4f}x |"
     )
     return rows
 
