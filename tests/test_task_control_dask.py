@@ -267,15 +267,17 @@ def test_a_mapped_element_timed_out_in_c_is_resubmitted_alone(tmp_path):
         assert ended < SLEEP / 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TaskFuture.result() waits on the key it saw when called; the kernel's timeout "
-    "watcher stops that key (CancelledError) and swaps in the next attempt or a TimeoutError. "
-    "The fix belongs in core/futures.py: after a CancelledError, wait on _efut again if it changed.",
-)
 def test_result_called_before_a_timed_out_attempt_waits_for_the_next_one(tmp_path):
     path = str(tmp_path / "attempts")
     ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
     with ex.start():
         with Run(ex):
             assert sleepy_first(path).result() == 2  # called while attempt 1 sleeps
+
+
+def test_result_called_before_the_last_attempt_times_out_raises_the_timeout(tmp_path):
+    ex = executor_for("dask", workers=1, threads_per_worker=1, processes=True)
+    with ex.start():
+        with Run(ex):
+            with pytest.raises(TimeoutError, match="asleep"):
+                asleep(30).result()  # called while the only attempt sleeps in C

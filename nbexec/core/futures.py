@@ -126,6 +126,7 @@ class TaskFuture(StdFutureContract):
         if value is not _NO_VALUE:
             return value
         run = self._run
+        efut = None
         try:
             if self.state == "cancelled":
                 raise CancelledError(self._cancel_reason())
@@ -140,6 +141,10 @@ class TaskFuture(StdFutureContract):
             run.interrupt()
             raise
         except CancelledError:
+            if efut is not None and self._efut is not efut and self.state != "cancelled":
+                # The kernel stopped this attempt (a timeout) and put the next one, or the
+                # timeout's error, in its place: that is what this future gives now.
+                return self.result(timeout)
             raise CancelledError(self._cancel_reason()) from None
         except Exception as exc:
             if not isinstance(exc, TimeoutError) or self._efut.done():  # not a wait timing out
