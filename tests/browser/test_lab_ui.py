@@ -140,6 +140,8 @@ def test_panel_mode_chosen_with_the_mouse_applies_to_next_cell(lab_page, lab):
 
 
 def test_dask_dashboard_iframe_shows_a_plot(lab_page, lab):
+    """A ``--dashboard`` cell on Dask leaves the run's task stream as an image (its live iframes
+    go with the run); ``nbexec.dashboard()`` shows the cluster's plots live, from 127.0.0.1."""
     name = labdriver.write_notebook(
         lab.root,
         "dask_dashboard.ipynb",
@@ -153,13 +155,18 @@ def test_dask_dashboard_iframe_shows_a_plot(lab_page, lab):
             "    return i\n\n"
             "out = nbexec.map(slow, range(40))",
             "print('total', sum(out))",
+            "nbexec.dashboard()",
         ],
     )
     lab_page.open(name)
     lab_page.run_all()
     lab_page.wait_cells_done(timeout=120)
     page = lab_page.page
-    iframes = page.locator(".jp-OutputArea-output iframe")
+    stream = lab_page.outputs(1).locator("img")
+    expect(stream).to_be_visible()
+    assert stream.evaluate("img => img.naturalWidth") > 0
+    assert lab_page.outputs(1).locator("iframe").count() == 0
+    iframes = lab_page.outputs(3).locator("iframe")
     expect(iframes.first).to_be_attached()
     srcs = iframes.evaluate_all("els => els.map(e => e.src)")
     assert srcs and all(re.match(r"^http://127\.0\.0\.1:\d+/individual-", s) for s in srcs), srcs
