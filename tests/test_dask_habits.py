@@ -58,7 +58,10 @@ CELLS = [
     "print('mean', round(float(ts.x.mean().compute()), 6))",
     # a plain cell: dask's default scheduler (the user's Client)
     "print('plain', int(arr.sum().compute()), int(squares.max().compute()))",
+    # futures made with the user's Client: on its cluster whatever the cell's mode
+    "%%executor dask\nprint('futures', client.gather(client.map(abs, [-1, -2, -3])))",
 ]
+LABELS = ("array", "bag", "df", "delayed", "rows", "squares", "mean", "plain", "futures")
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +84,17 @@ def user_client(shell):
         shell.user_ns.pop(name, None)
 
 
-def _notebook(shell, capsys) -> list[str]:
+def _notebook(shell, capsys) -> tuple[list[str], list[str]]:
+    """The printed values and the table of each ``%%executor`` cell (deterministic text)."""
     run_cell(shell, PERSIST)
     capsys.readouterr()
+    tables = []
     for cell in CELLS:
         run_cell(shell, cell)
-    labels = ("array", "bag", "df", "delayed", "rows", "squares", "mean", "plain")
-    return [line for line in capsys.readouterr().out.splitlines() if line.startswith(labels)]
+        if cell.startswith("%%executor"):
+            tables.append(repr(magics.last_run().table))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(LABELS)]
+    return lines, tables
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +108,19 @@ def test_a_dask_notebook_prints_the_same_in_every_mode(
 ):
     if forced is not None:
         monkeypatch.setenv(session.ENV_VAR, forced)
-    lines = _notebook(shell, capsys)
-    assert [line.split()[0] for line in lines] == [
-        "array", "bag", "df", "delayed", "rows", "squares", "mean", "plain",
-    ]  # fmt: skip
+    lines, tables = _notebook(shell, capsys)
+    assert [line.split()[0] for line in lines] == list(LABELS)
     assert "array 1001000" in lines and "delayed 42 43" in lines
+    assert "futures [1, 2, 3]" in lines
     reference = expected.setdefault("lines", lines)
     assert lines == reference, f"NBEXEC_EXECUTOR={forced} printed other values"
+    # the same table for each cell whichever mode ran it (persisted data in the kernel or on
+    # the cluster); the futures cell's client.map is counted where the cell runs on that Client
+    *collections, futures = tables
+    assert all("nbexec tasks: none" not in table for table in collections), collections
+    assert collections == expected.setdefault("tables", collections), forced
+    if forced in (None, "dask"):
+        assert futures.splitlines()[1:] == ["  abs  3 success"], futures
     assert user_client.status == "running"
 
 
@@ -164,6 +177,20 @@ def test_the_sessions_dask_executor_is_the_default_for_plain_cells(shell):
         distributed.default_client()
     with pytest.raises(ValueError, match="No worker found"):
         run_cell(shell, probe)
+
+
+def test_switching_between_dask_executors_leaves_dask_as_it_was(shell):
+    # the new session executor starts before the old one stops: dask's default scheduler must
+    # not be left "dask.distributed" with no client once the session stops
+    import dask
+
+    before = dask.config.get("scheduler", None)
+    run_cell(shell, "%executor dask --no-processes -n 1")
+    run_cell(shell, "%executor dask --no-processes -n 1 --threads-per-worker 2")
+    assert dask.config.get("scheduler") == "dask.distributed"
+    run_cell(shell, "%executor stop")
+    assert dask.config.get("scheduler", None) == before
+    assert run_cell(shell, "import dask\ndask.delayed(sum)([1, 2]).compute()") == 3
 
 
 def test_rows_by_task_prefix_are_the_same_in_every_mode(shell):

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import pytest
 from shell_helpers import ipython_shell, run_cell
-from test_dask_habits import CELLS, PERSIST
+from test_dask_habits import CELLS, LABELS, PERSIST
 
 import nbexec
 from nbexec import session
 
 pytestmark = [pytest.mark.usefixtures("clean_session"), pytest.mark.slow]
-
-LABELS = ("array", "bag", "df", "delayed", "rows", "squares", "mean", "plain")
 
 
 @pytest.fixture(scope="module")

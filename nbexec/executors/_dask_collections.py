@@ -70,7 +70,11 @@ class DaskCollections:
     def as_dask_default(self) -> Iterator[None]:
         """Make this executor's client dask's default, as ``Client()`` does, until the block ends.
 
-        A client the user made is the default already and stays so.
+        A client the user made is the default already and stays so. The blocks of two executors
+        overlap when the session switches (the new one starts before the old one stops): dask's
+        ``scheduler`` config goes back to what it was before the first once the last one ends, and
+        no default client is left (a ``dask.config.set`` block each would leave "dask.distributed"
+        set with no client).
         """
         from distributed.client import _del_global_client, _get_global_client, _set_global_client
 
@@ -79,11 +83,29 @@ class DaskCollections:
             yield
             return
         _set_global_client(client)
+        with _DEFAULT_LOCK:
+            if not _DEFAULTS:
+                _PRIOR[0] = dask.config.get("scheduler", None)
+            _DEFAULTS.append(client)
+            dask.config.set(scheduler="dask.distributed")
         try:
-            with dask.config.set(scheduler="dask.distributed"):
-                yield
+            yield
         finally:
             _del_global_client(client)
+            with _DEFAULT_LOCK:
+                _DEFAULTS.remove(client)
+                if (
+                    not _DEFAULTS
+                    and _get_global_client() is None
+                    and dask.config.get("scheduler", None) == "dask.distributed"
+                ):
+                    dask.config.set(scheduler=_PRIOR[0])
+
+
+# The clients as_dask_default made dask's default (in order), and the scheduler config before them.
+_DEFAULTS: list = []
+_PRIOR: list = [None]
+_DEFAULT_LOCK = threading.Lock()
 
 
 class _ClientCalls:
