@@ -100,8 +100,7 @@ class StdFutureContract:
         """A lazy ("sync") task runs when waited on: run queued work up to it."""
         run = self._run
         if run._lazy and self.state not in TERMINAL and not self._efut.done():
-            drain = getattr(run.executor, "_drain", None)
-            drain(self._efut) if drain is not None else run._drain()
+            run.executor.run_until(self._efut)
 
     def _watched(self) -> _Watch:
         watch = self._watch

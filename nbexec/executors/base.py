@@ -24,7 +24,8 @@ only the seed's interface works (its calls run through ``submit`` and ``wait``):
   per element); ``gather(futures)`` fetches many results (default: each future's ``result()``).
 - ``submit_to(future, fn, args, kwargs, deps)``: the pool intakes' hand-over (no default).
 - ``on_done(future, callback)`` follows a future (default: ``add_done_callback``).
-- ``lazy`` says that work runs only once waited on (the run then waits through ``wait``).
+- ``lazy`` says that work runs only once waited on (the run then waits through ``wait``, and
+  a future waited on alone through ``run_until``).
 - ``watch_timeouts`` says that the kernel must enforce task timeouts too, because a worker
   thread blocked in C cannot be stopped by the task's own timer (default False).
 - ``event_channel(callback)`` returns a picklable ``emit(key, event, info)`` that code running inside
@@ -260,6 +261,14 @@ class Executor:
         """Whether the kernel must enforce task timeouts too (worker threads blocked in C that
         the task's own timer cannot stop). Default False."""
         return False
+
+    def run_until(self, future: Any) -> None:
+        """A lazy executor runs its queued work in this thread until ``future`` (one of its
+        futures) is done. The default waits on it through ``wait``; its outcome stays with it."""
+        try:
+            self.wait([future])
+        except Exception:  # noqa: BLE001 - the future's own error, raised where it is read
+            pass
 
     def watch_workers(self, callback: Callable[[str, str | None, int], None]) -> Callable[[], None]:
         """Call ``callback(op, worker, n_workers)`` on worker events while started; returns a

@@ -351,6 +351,10 @@ class LocalDaskExecutor(Executor):
                 elif not future.done():
                     self._run_here(future, fn, args, kwargs)
 
+    def run_until(self, future: Any) -> None:
+        """In "synchronous" mode: run queued work in this thread, in order, until ``future`` is done."""
+        self._drain(future)
+
     def _run_here(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
         if not future.set_running_or_notify_cancel():
             return
