@@ -301,3 +301,22 @@ def test_task_stream_draws_during_a_threads_run_and_is_shown_from_the_start(monk
         view.finish()
     assert bars_mid_run >= 4
     assert len(shown) == 4  # the table, the chart (from the start), their static views
+
+
+def test_a_finished_dashboard_closes_its_own_models_only(monkeypatch):
+    """At the end of a --dashboard run the chart's models (chart, loader box, loader, their
+    layouts) are closed; other widgets of the kernel stay open (no Widget.close_all)."""
+    import ipywidgets
+    from ipywidgets.widgets.widget import _instances
+
+    _collect(monkeypatch)
+    other = ipywidgets.IntSlider()
+    before = set(_instances)
+    run = Run(nbexec.LocalExecutor())
+    view = live.show_run(run, dashboard=True)
+    with run:
+        run.map(lambda x: x, range(3))
+    view.finish()
+    assert other.comm is not None and other.model_id in _instances  # still open
+    assert set(_instances) <= before, set(_instances) - before
+    other.close()

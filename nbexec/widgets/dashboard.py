@@ -166,15 +166,20 @@ class DashboardView:
             self.chart.refresh()
 
     def close(self) -> None:
-        """Close the view's widget models (the chart, its loader box, or the iframes' HTML)."""
+        """Close the view's widget models: the chart, its loader box and the loader (or the
+        iframes' HTML), with their layout and style models; nothing of it stays registered."""
         widget, self.widget = self.widget, None
-        for model in (getattr(widget, "_box", None), widget):
-            close = getattr(model, "close_all", None) or getattr(model, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - a closed comm: nothing left to free
-                    pass
+        box = getattr(widget, "_box", None)
+        models = [*getattr(box, "children", ()), box, widget]
+        for model in dict.fromkeys(m for m in models if m is not None):
+            state = getattr(model, "_trait_values", {})
+            for part in (model, state.get("layout"), state.get("style")):
+                close = getattr(part, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception:  # noqa: BLE001 - a closed comm: nothing left to free
+                        pass
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         if self.widget is not None and _base.in_kernel():

@@ -251,6 +251,12 @@ def _chart_widget_class() -> type:
                 self.render_bundle = self._model_to_traits(self._model)
                 box.children = (*box.children, self)
 
+        def close(self) -> None:
+            # once: jupyter_bokeh's close fails when called again (as Widget.__del__ does)
+            if not getattr(self, "_nbexec_closed", False):
+                self._nbexec_closed = True
+                super().close()
+
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:
             box = self._shown()
             bundle = super()._repr_mimebundle_(**kwargs) if box is None else (
