@@ -214,3 +214,63 @@ def test_a_run_starts_an_unstarted_third_party_executor_and_stops_it():
             b = nbexec.submit(inc, a)
         assert executor.started and executor.starts == 2
     assert b.result() == 3
+
+
+class BatchingExecutor(PrefectStyleExecutor):
+    """A third-party executor that also declares nbexec's batch hooks: map and gather."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maps: list[int] = []
+        self.gathers: list[int] = []
+
+    def map(self, fn, /, *iterables, extra_context=None):
+        items = list(zip(*iterables))
+        self.maps.append(len(items))
+        return [self.submit_future(fn, *args, extra_context=extra_context) for args in items]
+
+    def submit_future(self, fn, /, *args, extra_context=None, **kwargs):
+        return self.submit(fn, *args, extra_context=extra_context, **kwargs)
+
+    def gather(self, futures):
+        self.gathers.append(len(futures))
+        return [f.result() for f in futures]
+
+
+def test_a_run_uses_the_batch_hooks_an_executor_declares():
+    executor = BatchingExecutor()
+    with nbexec.run(executor) as run:
+        mapped = nbexec.map(inc, range(5))
+        one = nbexec.submit(inc, 10)
+    assert executor.maps == [5], "one map call for the whole map"
+    assert run.resolve({"m": mapped, "one": one}) == {"m": [1, 2, 3, 4, 5], "one": 11}
+    assert executor.gathers == [6], "one gather for every value not read yet"
+
+
+class InlineByDeclaration(Executor):
+    """Not a LocalExecutor: declares the inline intake and never sees a submission."""
+
+    intake = "inline"
+
+    def submit(self, fn, /, *args, extra_context=None, **kwargs):
+        raise AssertionError("an inline executor's tasks are called by the run")
+
+
+def test_the_intake_an_executor_declares_decides_the_way_in_not_its_class():
+    seen = []
+    with nbexec.run(InlineByDeclaration()):
+        f = nbexec.submit(lambda: seen.append(threading.current_thread()) or 7)
+    assert f.result() == 7 and seen == [threading.current_thread()]
+
+    class OwnSubmit(LocalDaskExecutor):
+        calls = 0
+
+        def submit_future(self, fn, /, *args, extra_context=None, **kwargs):
+            OwnSubmit.calls += 1
+            return super().submit_future(fn, *args, extra_context=extra_context, **kwargs)
+
+    executor = OwnSubmit("threads", num_workers=2)
+    assert executor.intake == "futures"  # it changed how work is submitted: no pool hand-over
+    with nbexec.run(executor):
+        g = nbexec.submit(inc, 1)
+    assert g.result() == 2 and OwnSubmit.calls == 1
