@@ -147,6 +147,16 @@ CORPUS = [
     "out = type(inc(1)) is int",
     "out = max(inc(1), inc(3), key=lambda v: -v)",
     "out = ' '.join(map(str, [inc(1), inc(2)]))",
+    # Builtins that only look at their arguments themselves; scalars passed through plainly.
+    "xs = [inc(i) for i in range(3)]\nout = (len(xs), isinstance(xs, list), type(xs).__name__, xs)",
+    "out = (isinstance(inc(1), int), hasattr(text('a'), 'upper'), len(inc.map(range(3))))",
+    "out = (callable(inc(1)), isinstance(pair(1), (list, tuple)), issubclass(type(inc(1)), int))",
+    "out = [abs(v) for v in inc.map(range(-3, 0))]",
+    "def scale(v, k):\n    return v * k\nout = [scale(v, 2) for v in inc.map(range(3))]",
+    "out = [round(v / 3, 2) for v in inc.map(range(3))]",
+    "out = (len(pair(1)), list(range(inc(2))), hex(inc(9)), int(text('12')), bool(inc(-1)))",
+    "from __future__ import annotations\nout = abs(inc(-3)) + len([inc(1)])",
+    "abs = lambda v: ('mine', v)\nout = abs(inc(1))\ndel abs",
     # numpy and pandas operands on the left: the future's result, not the future as an object.
     "out = np.int64(3) + inc(1)",
     "out = np.array([1, 2]) * inc(1)",
@@ -289,6 +299,19 @@ def test_a_failure_the_cell_caught_does_not_fail_the_cell_again(shell, mode):
         assert isinstance(result.error_in_exec, TaskFailed), result.error_in_exec
         assert "no 2" in str(result.error_in_exec), result.error_in_exec
     finally:
+        session.stop()
+
+
+def test_a_builtin_name_given_another_meaning_in_an_earlier_cell_keeps_it(shell):
+    run_cell(shell, "def hex(v):\n    return ('mine', v)")
+    try:
+        run_cell(shell, "%%executor threads -n 2\nout = hex(inc(1))")
+        assert shell.user_ns["out"] == ("mine", 2)  # the value, passed to the user's function
+        del shell.user_ns["hex"]
+        run_cell(shell, "%%executor threads -n 2\nout = hex(inc(1))")
+        assert shell.user_ns["out"] == "0x2"
+    finally:
+        shell.user_ns.pop("hex", None)
         session.stop()
 
 

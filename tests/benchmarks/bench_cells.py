@@ -2,7 +2,8 @@
 
 1. A tight pure-Python loop of 10^6 additions at the cell's top level: under ``%%executor local``
    vs the same cell without the magic (the issue's budget: at most 2x).
-2. The same loop calling a plain function each step (every call goes through the rewrite).
+2. The same loop calling a builtin (``abs(i)``), a function defined in an earlier cell (``f(i)``)
+   or ``len`` of a 1,000-item list each step (every call goes through the rewrite).
 3. A cell of 2,000 task calls under ``%%executor local``/``threads`` vs the same calls in a
    ``with nbexec.run(...)`` block run as a plain cell (no rewrite): the per-task cost.
 4. Parallelism: four independent tasks sleeping 0.2 s then ``sum(...)`` in one cell on
@@ -24,6 +25,8 @@ from _common import interleave, median, paired_ratio  # noqa: E402
 
 LOOP = "total = 0\nfor i in range(10**6):\n    total += i\n"
 CALLS = "total = 0\nfor i in range(10**6):\n    total += abs(i)\n"
+USER_CALLS = "total = 0\nfor i in range(10**6):\n    total += f(i)\n"
+LEN_CALLS = "total = 0\nxs = list(range(1000))\nfor i in range(10**5):\n    total += len(xs)\n"
 N_TASKS = 2000
 TASKS = f"futs = [inc(i) for i in range({N_TASKS})]\n"
 NAP = 0.2
@@ -54,7 +57,14 @@ def main() -> None:
         return run
 
     lines = []
-    for label, body in (("10^6 additions", LOOP), ("10^6 additions + abs() calls", CALLS)):
+    sh.run_cell("def f(x):\n    return x\n")
+    loops = (
+        ("10^6 additions", LOOP),
+        ("10^6 additions + abs() calls", CALLS),
+        ("10^6 additions + calls of a plain function", USER_CALLS),
+        ("10^5 additions + len() of a 1,000-item list", LEN_CALLS),
+    )
+    for label, body in loops:
         out = interleave(
             [("plain", cell(body)), ("magic", cell("%%executor local --no-table\n" + body))],
             reps,
