@@ -724,14 +724,19 @@ FLUSH_DELAY = 0.1
 
 
 def _buffer_event(worker: Any, topic: str, msg: list) -> None:
-    """Queue ``msg``; the first event of a batch schedules one ``log_event`` for the whole batch."""
+    """Queue ``msg`` and send the queue as one ``log_event`` at most every ``FLUSH_DELAY``.
+
+    The first event after a quiet spell goes out at once (on the worker's stream it then reaches
+    the scheduler before the task's result), later ones wait for the next slot: one message per
+    batch, and a one-task cell's "running" does not trail its result by a whole delay.
+    """
     buffers = worker.__dict__.get("_nbexec_events")
     if buffers is None:
         buffers = worker.__dict__.setdefault("_nbexec_events", {})
     entry = buffers.get(topic)
     if entry is None:
-        entry = buffers.setdefault(topic, (threading.Lock(), []))
-    lock, pending = entry
+        entry = buffers.setdefault(topic, (threading.Lock(), [], [0.0]))
+    lock, pending, last_flush = entry
     with lock:
         pending.append(msg)
         first = len(pending) == 1
@@ -741,7 +746,12 @@ def _buffer_event(worker: Any, topic: str, msg: list) -> None:
             with lock:
                 batch = pending[:]
                 pending.clear()
+                last_flush[0] = time.monotonic()
             if batch:
                 worker.log_event(topic, batch)
 
-        worker.loop.add_callback(worker.loop.call_later, FLUSH_DELAY, flush)
+        wait = last_flush[0] + FLUSH_DELAY - time.monotonic()
+        if wait <= 0:
+            worker.loop.add_callback(flush)
+        else:
+            worker.loop.add_callback(worker.loop.call_later, wait, flush)

@@ -46,3 +46,20 @@ def test_rows_of_tasks_fed_by_tasks_have_durations_on_dask():
         assert 0 <= row.mean_duration <= row.max_duration
     # measured from the start on the worker: a load sleeps 0.05 s there
     assert rows["load"].mean_duration >= 0.05
+
+
+@nbexec.task
+def inc(x):
+    return x + 1
+
+
+def test_a_lone_quick_task_reports_its_start_before_its_result():
+    """The worker sends the first event after a quiet spell at once, on the stream that later
+    carries the task's result: a one-task cell's view needs no wait for the start."""
+    ex = nbexec.executor_for("dask", workers=1, processes=False)
+    with ex.start():
+        for i in range(5):
+            time.sleep(2 * 0.1)  # a quiet spell longer than the worker's batching delay
+            with nbexec.run(ex) as run:
+                assert inc(i).result() == i + 1
+                assert run.tracker.wait_started(0.0), f"cell {i}: the start came after the result"
