@@ -320,3 +320,24 @@ def test_a_finished_dashboard_closes_its_own_models_only(monkeypatch):
     assert other.comm is not None and other.model_id in _instances  # still open
     assert set(_instances) <= before, set(_instances) - before
     other.close()
+
+
+def test_task_stream_png_gives_overlapping_tasks_rows_of_their_own():
+    """Two tasks at once on one Dask worker (one lane) are drawn one above the other, not over
+    each other; tasks that follow each other share a row."""
+    import struct
+
+    from nbexec.widgets._streampng import _pack, stream_png
+
+    data = {
+        "start": [0.0, 0.1, 1.0, 0.0],
+        "end": [0.9, 0.8, 1.5, 1.5],
+        "lane": ["w1", "w1", "w1", "w2"],
+        "name": ["a", "a", "b", "a"],
+        "state": ["success"] * 4,
+    }
+    rows, bounds = _pack(data["start"], data["end"], data["lane"], ["w1", "w2"])
+    assert rows == [0, 1, 0, 2] and bounds == [0, 2, 3]
+    png = stream_png(data, ["w1", "w2"], lambda name: "#1f77b4")
+    width, height = struct.unpack(">II", png[16:24])
+    assert png.startswith(b"\x89PNG") and (width, height) == (800, 4 + 3 * 14 + 22)

@@ -1,6 +1,7 @@
 """The task stream as a small PNG: what a saved notebook keeps of a ``--dashboard`` cell.
 
-One bar per task from its start to its end, a lane per thread, process or worker, coloured by
+One bar per task from its start to its end, a lane per thread, process or worker (tasks that
+overlap on a lane, as on the threads of a Dask worker, each get a row of it), coloured by
 task name as the live chart is, and a time axis in seconds. Drawn in pure Python (zlib) so it needs
 no plotting library or browser. A PNG because the image is a picture of one run's times: nbval does
 not compare ``image/png`` outputs, so a notebook still compares equal run after run and in every
@@ -93,6 +94,32 @@ def _label(t: float, step: float) -> str:
     return f"{t:.{digits}f}s"
 
 
+def _pack(
+    start: Sequence[float], end: Sequence[float], lane_of: Sequence[str], lanes: Sequence[str]
+) -> tuple[list[int], list[int]]:
+    """Rows for the bars: tasks that overlap on one lane (threads of one Dask worker) get rows of
+    their own, taken greedily in start order. Returns each bar's row and the first row of each
+    lane (plus the total at the end)."""
+    order = sorted(range(len(start)), key=lambda i: start[i])
+    free: dict[str, list[float]] = {lane: [] for lane in lanes}  # each sub-row's end so far
+    sub = [0] * len(start)
+    for i in order:
+        ends = free.setdefault(lane_of[i], [])
+        for k, busy_until in enumerate(ends):
+            if busy_until <= start[i]:
+                ends[k] = end[i]
+                sub[i] = k
+                break
+        else:
+            ends.append(end[i])
+            sub[i] = len(ends) - 1
+    first, row = {}, 0
+    for lane in free:
+        first[lane] = row
+        row += max(1, len(free[lane]))
+    return [first[lane_of[i]] + sub[i] for i in range(len(start))], [*first.values(), row]
+
+
 def stream_png(
     data: dict[str, list],
     lanes: Sequence[str],
@@ -106,24 +133,24 @@ def stream_png(
     start, end = data["start"][-max_bars:], data["end"][-max_bars:]
     names, lane_of = data["name"][-max_bars:], data["lane"][-max_bars:]
     span = max(end, default=0.0) or 1.0
-    row = {lane: i for i, lane in enumerate(lanes)}
+    rows, bounds = _pack(start, end, lane_of, lanes)
     left, right, top, axis = 6, 10, 4, 22
-    height = top + lane_height * max(1, len(lanes)) + axis
+    height = top + lane_height * max(1, bounds[-1]) + axis
     canvas = _Canvas(width, height)
     plot_w = width - left - right
     scale = plot_w / span
-    for i in range(len(lanes)):
-        if i % 2 == 0:
-            y = top + i * lane_height
-            canvas.rect(left, y, left + plot_w, y + lane_height, _LANE)
-    for s, e, name, lane in zip(start, end, names, lane_of):
-        y = top + row.get(lane, 0) * lane_height
+    for i in range(len(bounds) - 1):
+        if i % 2 == 0:  # lanes shaded in turn
+            y0, y1 = top + bounds[i] * lane_height, top + bounds[i + 1] * lane_height
+            canvas.rect(left, y0, left + plot_w, y1, _LANE)
+    for s, e, name, row in zip(start, end, names, rows):
+        y = top + row * lane_height
         x0 = left + int(s * scale)
         x1 = max(x0 + 1, left + int(e * scale))
         if x1 - x0 > 2:
             x1 -= 1  # a gap between tasks that follow each other on a lane
         canvas.rect(x0, y + 2, x1, y + lane_height - 2, _rgb(color(name)))
-    base = top + lane_height * max(1, len(lanes))
+    base = top + lane_height * max(1, bounds[-1])
     canvas.rect(left, base, left + plot_w, base + 1, _AXIS)
     step = _step(span)
     t = 0.0
