@@ -32,7 +32,7 @@ __all__ = [
     "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "TaskNotStarted", "TaskInterrupted",
     "run_task", "MapCall", "ByValue", "Emitter", "stop_token", "interrupt_keys", "OutputBuffer",
     "install_output_tee", "call_quietly", "TaskTimeout", "call_with_timeout",
-    "call_with_timeout_of", "TaskExit", "contain", "AsyncCall",
+    "call_with_timeout_of", "TaskExit", "contain", "AsyncCall", "LiveOutput", "PART_DELAY",
 ]  # fmt: skip
 
 # --- the task wrapper (every executor) ------------------------------------------------------------
@@ -182,8 +182,10 @@ class AsyncCall:
 class TaskCall:
     """Call ``fn`` reporting "running" (and "retrying") through ``emit``, retrying with a delay.
 
-    What the call prints is captured (``OutputBuffer``) and sent as an "output" event; on the
-    last failure it also travels on the exception (``_nbexec_output``). ``timeout``: seconds an
+    What the call prints is captured (``LiveOutput``) and sent while it runs as "output" events
+    with parts (``{"at", "parts"}``, at most one per ``PART_DELAY`` s), then once whole at its
+    end (``{"text", "n"}`` plus the last parts); on the last failure it also travels on the
+    exception (``_nbexec_output``). ``timeout``: seconds an
     attempt may run before it fails with ``TimeoutError`` (retried like any failure). ``done``:
     attempts made before this call, when the kernel submitted the task again.
     """
@@ -209,7 +211,7 @@ class TaskCall:
         thread = threading.current_thread()
         setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR, 0) + 1)
         outer = getattr(thread, _SINK_ATTR, None)
-        out = OutputBuffer()
+        out = OutputBuffer() if emit is None else LiveOutput(_PartSender(emit, self.task_id))
         setattr(thread, _SINK_ATTR, out)
         install_output_tee()
         try:
@@ -251,7 +253,12 @@ class TaskCall:
             setattr(thread, _FINAL_ATTR, True)
             setattr(thread, _DEPTH_ATTR, getattr(thread, _DEPTH_ATTR) - 1)
             if emit is not None and out.parts:
-                emit(self.task_id, "output", {"text": out.text()})
+                info: dict = {"text": out.text()}
+                last = out.take_parts()  # type: ignore[attr-defined]
+                if last is not None:
+                    info["at"], info["parts"] = last
+                info["n"] = out.sent  # type: ignore[attr-defined]
+                emit(self.task_id, "output", info)
 
 
 def _key_cancelled() -> bool:
@@ -317,6 +324,142 @@ class OutputBuffer:
         text = keep_tail("".join(self.parts))
         self.parts = []
         return text
+
+
+#: Seconds: what a running task prints is sent on in parts at most this often.
+PART_DELAY = 0.1
+
+
+class LiveOutput(OutputBuffer):
+    """An ``OutputBuffer`` that also passes on what the task prints while it runs: the text
+    written since the last part, by stream (``[[stream, text], ...]``), and its offset in all the
+    task printed, through ``send(at, parts)``. One process-wide thread sends the parts that are
+    due ``PART_DELAY`` s after their first write: a print costs no message of its own.
+
+    A write only appends (atomic under the GIL) and marks the buffer due; ``take_parts`` takes
+    a prefix of what was appended, under one lock for all takers (the sending thread, the task's
+    own thread at its end)."""
+
+    __slots__ = ("send", "pending", "sent", "due")
+
+    def __init__(self, send: Callable[[int, list], None]) -> None:
+        self.parts: list[str] = []
+        self.send = send
+        self.pending: list[tuple[str, str]] = []  # (stream, text) not passed on yet
+        self.sent = 0  # characters passed on (or taken by ``take_parts``) so far
+        self.due = False  # the sending thread will look at this buffer
+
+    def write_output(self, text: str) -> None:
+        parts = self.parts
+        parts.append(text)
+        if len(parts) > 256 or len(text) > MAX_OUTPUT:
+            parts[:] = [keep_tail("".join(parts))]
+        self.pending.append((getattr(threading.current_thread(), STREAM_ATTR, None), text))
+        if not self.due:  # read after the append: a take that cleared it takes this text too
+            self.due = True
+            _parts_sender().schedule(self)
+
+    def take_parts(self) -> tuple[int, list] | None:
+        """``(offset, parts)`` of the text not passed on yet (now counted as passed), or None."""
+        with _TAKE_LOCK:
+            self.due = False
+            pending = self.pending
+            n = len(pending)
+            if not n:
+                return None
+            taken = pending[:n]
+            del pending[:n]
+            parts: list[list] = []
+            size = 0
+            for stream, text in taken:
+                stream = stream or "stdout"
+                size += len(text)
+                if parts and parts[-1][0] == stream:
+                    parts[-1].append(text)
+                else:
+                    parts.append([stream, text])
+            at = self.sent
+            self.sent = at + size
+        return at, [[part[0], "".join(part[1:])] for part in parts]
+
+    def flush(self) -> None:
+        """Pass on what was printed since the last part (from the sending thread)."""
+        taken = self.take_parts()
+        if taken is not None:
+            try:
+                self.send(*taken)
+            except Exception:  # noqa: BLE001 - passing output on must never break a task
+                pass
+
+
+_TAKE_LOCK = threading.Lock()
+
+
+class _PartSender:
+    """``send(at, parts)`` of a TaskCall's ``LiveOutput``: an "output" event of its task.
+
+    Called from the sending thread, where no Dask worker is current: on a worker the event
+    joins the batch of the worker that runs the task (found when the task started)."""
+
+    __slots__ = ("emit", "task_id", "worker")
+
+    def __init__(self, emit: Callable, task_id: Any) -> None:
+        self.emit = emit
+        self.task_id = task_id
+        self.worker = _worker_or_none() if type(emit).__name__ == "Emitter" else None
+
+    def __call__(self, at: int, parts: list) -> None:
+        info = {"at": at, "parts": parts}
+        if self.worker is not None:
+            _buffer_event(self.worker, self.emit.topic, [self.task_id, "output", info])
+        else:
+            self.emit(self.task_id, "output", info)
+
+
+class _Parts:
+    """The thread that passes on due ``LiveOutput`` parts, ``PART_DELAY`` s after they are due;
+    it waits, not polls, while nothing is due. ``schedule`` takes no lock: list appends and
+    prefix deletes are atomic under the GIL, and the loop looks at the list again after it
+    cleared its event."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._due: list[LiveOutput] = []
+        self._wake = threading.Event()
+        threading.Thread(target=self._loop, name="nbexec-output", daemon=True).start()
+
+    def schedule(self, out: LiveOutput) -> None:
+        self._due.append(out)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _loop(self) -> None:
+        due, wake = self._due, self._wake
+        while True:
+            if not due:
+                wake.clear()
+                if not due:
+                    wake.wait()
+            time.sleep(PART_DELAY)
+            n = len(due)
+            taken = due[:n]
+            del due[:n]
+            for out in taken:
+                out.flush()
+
+
+_PARTS: _Parts | None = None
+
+
+def _parts_sender() -> _Parts:
+    global _PARTS
+    parts = _PARTS
+    if parts is None or parts.pid != os.getpid():  # none yet, or inherited through a fork
+        with _WATCHDOG_LOCK:
+            if _PARTS is None or _PARTS.pid != os.getpid():
+                _PARTS = _Parts()
+            parts = _PARTS
+    return parts
 
 
 def keep_tail(text: str, limit: int = MAX_OUTPUT) -> str:

@@ -75,6 +75,10 @@ class RunFuture(SlimFuture):
         """Everything the call printed, sent by the pool with its outcome."""
         self._tracker.set_output(self._id, text)
 
+    def add_output_part(self, at: int, parts: list) -> None:
+        """A part of what the call printed, sent by the pool while it runs."""
+        self._tracker.add_part(self._id, at, parts)
+
     def write_output(self, text: str) -> None:
         """A piece of what the call prints (this future is the sink of the thread running it)."""
         self._tracker.add_output(self._id, text)

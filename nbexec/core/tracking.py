@@ -64,10 +64,11 @@ class Tracker(TrackerReads, TrackerOutput, TrackerWaits):
         self._keys: dict[int, str] = {}  # only the keys an executor gave
         self._errors: dict[int, str] = {}
         self._outputs: dict[int, list[str]] = {}  # only tasks that printed something
-        # Where output that its task did not show goes (``Run.route_output``), and the tasks
-        # already shown that way while they printed.
+        # Where output that its task did not show goes (``Run.route_output``); how many
+        # characters of each task's output came in order so far; the lock of both (_trackout).
         self.echo: Any = None
-        self._echoed: set[int] = set()
+        self._held: dict[int, int] = {}
+        self._out_lock = threading.Lock()
         self._names: dict[str, _NameStats] = {}
         self._failures: list[tuple[int, TaskInfo]] = []
         self._failed_count = 0
@@ -336,7 +337,7 @@ class Tracker(TrackerReads, TrackerOutput, TrackerWaits):
         elif event == "retrying":
             self.retrying(task_id, info.get("attempt", 1), info.get("error"))
         elif event == "output":
-            self.set_output(task_id, info.get("text") or "")
+            self.output_event(task_id, info)
 
     def set_info(self, **items: object) -> None:
         """Update ``info`` (a None value removes the item) so that views see a new version."""

@@ -209,6 +209,8 @@ class ProcPool(Executor):
                     self._on_done(child, kind, body)
                 elif kind == pw.KIND_STARTED:
                     self._on_started(child, body)
+                elif kind == pw.KIND_OUTPUT:
+                    self._on_output(child, body)
                 elif kind == pw.KIND_EVENT:
                     on_event(body)
                 elif kind == pw.KIND_READY:
@@ -232,6 +234,19 @@ class ProcPool(Executor):
             else:
                 return  # finished or interrupted meanwhile
         call_hook(future, "set_started", t_start, child.where)
+
+    def _on_output(self, child: _Child, body: bytes) -> None:
+        """A part of what a running task printed: to its future, if it listens
+        (``add_output_part``)."""
+        tid, at, parts = pickle.loads(body)
+        with self._lock:
+            for task in child.inflight:
+                if task.tid == tid:
+                    future = task.future
+                    break
+            else:
+                return
+        call_hook(future, "add_output_part", at, parts)
 
     def _on_done(self, child: _Child, kind: int, body: bytes) -> None:
         chunks = None

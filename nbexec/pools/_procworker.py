@@ -11,6 +11,9 @@ order. Child -> parent:
   output)`` where value is the result, or ``(exception or None, traceback text)``, and output
   what the task printed (None if nothing);
 - ``KIND_EVENT`` with ``(channel, key, event, info)`` (``ProcEmit``, from any thread);
+- ``KIND_OUTPUT`` with ``(tid, at, parts)``: what a running task printed since its last part
+  (``_nbexec_remote.LiveOutput``), at most one every ``PART_DELAY`` s, the last one before
+  its result frame;
 - ``KIND_LOADFAIL`` with the text of a chunk that could not be unpickled.
 
 Times are ``time.time()``. One lock serializes every frame the child writes, whatever thread
@@ -29,9 +32,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 HEADER = struct.Struct("!IB")
 KIND_RUN, KIND_OK, KIND_ERR, KIND_EVENT, KIND_LOADFAIL, KIND_READY, KIND_STARTED = range(7)
+KIND_OUTPUT = 7
 
 #: Seconds a task executes before the child reports it started (shorter ones are reported
 #: started by their result frame only).
@@ -160,9 +166,49 @@ def _keep_traceback(exc: BaseException) -> None:
         pass
 
 
+#: In a child: ``_nbexec_remote.LiveOutput`` (set by ``main``).
+_live_output: Any = None
+
+
+class _ChildSink:
+    """The sink of the child's main thread between tasks and until the current task ``tid``
+    writes: its first write makes it a ``LiveOutput`` (parts to the parent while the task runs),
+    the main thread's sink until ``take`` gives what the task printed to send with its result."""
+
+    __slots__ = ("send_part", "tid", "live")
+
+    def __init__(self, send_part: Callable[[int, int, list], None]) -> None:
+        self.send_part = send_part
+        self.tid = 0
+        self.live: Any = None
+
+    def write_output(self, text: str) -> None:
+        live = self.live
+        if live is None:
+            live = self.live = _live_output(partial(self.send_part, self.tid))
+            threading.main_thread()._nbexec_sink = live  # type: ignore[attr-defined]
+        live.write_output(text)
+
+    def take(self) -> str | None:
+        """What the task printed (None if nothing), after its last part went out; a task that
+        printed only to stdout and sent no part yet sends none (its result shows the text)."""
+        live = self.live
+        if live is None:
+            return None
+        self.live = None
+        threading.main_thread()._nbexec_sink = self  # type: ignore[attr-defined]
+        if live.sent or any(s not in (None, "stdout") for s, _ in live.pending):  # parts went
+            last = live.take_parts()
+            if last is not None:
+                self.send_part(self.tid, *last)
+        else:
+            live.pending = []  # shown from the result instead
+        return live.take()
+
+
 def main(argv: list[str]) -> None:
     """Serve tasks from the parent until the pipe closes."""
-    global _SEND
+    global _SEND, _live_output
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     rfd, wfd, ppid = int(argv[1]), int(argv[2]), int(argv[3])
     _die_with_parent(ppid)
@@ -175,13 +221,15 @@ def main(argv: list[str]) -> None:
     threading.main_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
     import cloudpickle
 
-    from _nbexec_remote import OutputBuffer, contain, install_output_tee
+    from _nbexec_remote import LiveOutput, contain, install_output_tee
+
+    _live_output = LiveOutput
 
     dumps = cloudpickle.dumps
-    # What each task prints still reaches the parent's streams, and travels with its result.
+    # What each task prints still reaches the parent's streams, goes to the parent in parts
+    # while the task runs, and travels whole with its result.
     install_output_tee()
-    out = OutputBuffer()
-    threading.main_thread()._nbexec_sink = out  # type: ignore[attr-defined]
+    main_thread = threading.main_thread()
     lock = threading.Lock()  # every frame to the parent is written under it, whole
 
     def write(data: bytes) -> None:
@@ -195,6 +243,13 @@ def main(argv: list[str]) -> None:
             write(data)
 
     _SEND = send
+
+    def send_part(tid: int, at: int, parts: list) -> None:
+        send(KIND_OUTPUT, pickle.dumps((tid, at, parts), protocol=5))
+
+    out = _ChildSink(send_part)
+    main_thread._nbexec_sink = out  # type: ignore[attr-defined]
+
     current = _Current()
     watcher = threading.Thread(
         target=_watch, args=(current, lock, write), name="nbexec-started", daemon=True
@@ -220,6 +275,7 @@ def main(argv: list[str]) -> None:
         del body
         busy.set()
         for tid, fn, args, kwargs in tasks:
+            out.tid, out.live = tid, None
             t0 = now()
             current.task = (tid, t0)
             try:

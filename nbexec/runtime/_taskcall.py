@@ -27,8 +27,10 @@ except ImportError:  # an editable install made before the module existed: load 
 
 from _nbexec_remote import (
     MAX_OUTPUT,
+    PART_DELAY,
     STREAM_ATTR,
     AsyncCall,
+    LiveOutput,
     MappedTaskCall,
     OutputBuffer,
     TaskCall,
@@ -44,7 +46,7 @@ from _nbexec_remote import (
 )
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
-           "OutputBuffer", "install_output_tee", "STREAM_ATTR", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
+           "OutputBuffer", "LiveOutput", "PART_DELAY", "install_output_tee", "STREAM_ATTR", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
            "AsyncCall", "task_body", "TaskInterrupted"]  # fmt: skip
 
 
