@@ -20,6 +20,13 @@ SETUP = """import nbexec
 def boom(x):
     y = x + 1
     raise ValueError(f"bad {y}")
+
+@nbexec.task
+def wrapped(x):
+    try:
+        return {}[x]
+    except KeyError:
+        raise ValueError("no such key")
 """
 
 INTERNAL = re.compile(r"File [^\n]*(nbexec/|_nbexec_remote|distributed/|dask/|concurrent/)")
@@ -102,3 +109,19 @@ def test_the_table_failure_entry_reads_as_without_the_magic(shell, capsys, mode,
     assert text.count("File ") == 0, text  # no nbexec, dask, distributed or pool frames
     assert "ipython-input" not in text and "ipykernel" not in text, text
     assert text.count("in boom") == 1, text  # no duplicated frame
+
+
+@pytest.mark.parametrize("mode", ["local", "threads"])
+def test_a_chained_failure_reads_as_without_the_magic_in_the_table(shell, mode):
+    try:
+        result = shell.run_cell(f"%%executor {MODES[mode]} --no-table\nw = wrapped('k')\n")
+        (entry,) = nbexec.runs()[-1].snapshot().failures
+    finally:
+        session.stop()
+    assert result.error_in_exec is not None
+    text = entry.traceback
+    assert text is not None
+    assert "During handling of the above exception, another exception occurred" in text, text
+    assert re.search(r"Cell In\[\d+\], line 11, in wrapped\n    return \{\}\[x\]\n", text), text
+    assert re.search(r"Cell In\[\d+\], line 13, in wrapped\n    raise ValueError", text), text
+    assert "File " not in text, text  # neither exception of the chain keeps nbexec's frames
