@@ -1,15 +1,16 @@
-"""Futures the cell makes with the user's own Client in an ``%%executor dask`` cell are in its table.
+"""Futures the cell makes with the user's own Client in an ``%%executor`` cell are in its table.
 
 ``client.submit``, ``client.map``, ``client.compute`` and ``client.persist`` on the user's Client
-(the executor's, ``%%executor dask`` without options) are rows by task prefix, as Dask's progress
-shows them; nbexec's own tasks in the same cell are counted once. Cells run in a real IPython shell
-on a real LocalCluster made in a plain cell.
+(the executor's under ``%%executor dask`` without options; dask's default client under the other
+modes) are rows by task prefix, as Dask's progress shows them, the same in every mode; nbexec's own
+tasks in the same cell are counted once. Cells run in a real IPython shell on a real LocalCluster
+made in a plain cell.
 """
 
 from __future__ import annotations
 
 import pytest
-from shell_helpers import ipython_shell, run_cell
+from shell_helpers import MAGIC_LINES, ipython_shell, run_cell
 
 import nbexec
 from nbexec.frontends import magics
@@ -34,7 +35,7 @@ def twice(x):
     return 2 * x
 """
 
-CELL = """%%executor dask
+CELL = """%%executor {mode}
 a = client.submit(inc, 1)
 bs = client.map(inc, range(10))
 total = client.submit(sum, bs)
@@ -59,9 +60,12 @@ def user_client(shell):
     run_cell(shell, "client.close(); cluster.close()")
 
 
-def test_the_cells_own_client_calls_are_counted_by_prefix(shell, user_client):
-    run_cell(shell, CELL)
-    assert nbexec.current().client is user_client
+@pytest.mark.parametrize("mode", ["dask", "local", "threads", "processes"])
+def test_the_cells_own_client_calls_are_counted_by_prefix(shell, user_client, mode):
+    # "dask" without options: the user's Client is the executor's
+    run_cell(shell, CELL.format(mode="dask" if mode == "dask" else MAGIC_LINES[mode]))
+    if mode == "dask":
+        assert nbexec.current().client is user_client
     assert shell.user_ns["values"] == (2, 55, 1024, 3, 42)
     summary = magics.last_run().summary()
     assert summary == {
@@ -72,13 +76,14 @@ def test_the_cells_own_client_calls_are_counted_by_prefix(shell, user_client):
         "twice": {"success": 1},  # nbexec's own task: once, not again as the client's
     }, summary
     # the next cell counts only its own
-    run_cell(shell, "%%executor dask\nagain = client.submit(inc, 100).result()")
+    run_cell(shell, f"%%executor {mode}\nagain = client.submit(inc, 100).result()")
     assert magics.last_run().summary() == {"inc": {"success": 1}}
 
 
-def test_a_failing_future_of_the_cell_shows_failed_and_the_cell_goes_on(shell, user_client):
+@pytest.mark.parametrize("mode", ["dask", "threads"])
+def test_a_failing_future_of_the_cell_shows_failed_and_the_cell_goes_on(shell, user_client, mode):
     # as with Dask: the error is the future's, raised where its result is asked for
-    run_cell(shell, "%%executor dask\nf = client.submit(boom, 3)\nok = client.submit(inc, 1)")
+    run_cell(shell, f"%%executor {mode}\nf = client.submit(boom, 3)\nok = client.submit(inc, 1)")
     last = magics.last_run()
     assert last.summary() == {"boom": {"failed": 1}, "inc": {"success": 1}}
     (failure,) = last.snapshot().failures

@@ -9,11 +9,13 @@ the scheduler while the graph runs. A failed graph shows the task that raised as
 key (tasks stopped with it are cancelled), and the cell gets the task's own exception.
 ``persist`` on an executor whose ``dask_get`` keeps results (Dask) leaves them on the workers.
 Graphs the cell's code gives the executor's client itself (``client.submit``, ``map``,
-``compute``, ``persist``) are rows too, followed on the scheduler until their futures end.
+``compute``, ``persist``), or dask's default client (the user's) under other executors, are rows
+too, followed on the scheduler until their futures end.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +63,13 @@ class CountedGet:
         returned function is called (then rows still open end as interrupted)."""
         executor = self._run.executor
         count = getattr(executor, "count_client_calls", None)
-        stop = count(self._client_graph) if count is not None and executor.started else None
+        stop = None
+        if count is not None and executor.started:
+            stop = count(self._client_graph)
+        elif "distributed" in sys.modules:  # the user's Client, whatever runs the cell
+            from ..executors._dask_collections import count_default_client_calls
+
+            stop = count_default_client_calls(self._client_graph)
 
         def detach() -> None:
             if stop is not None:
@@ -74,14 +82,15 @@ class CountedGet:
 
         return detach
 
-    def _client_graph(self, expr: Any, keys: list, futures: dict) -> None:
-        """A graph the cell's code gave the client: its tasks are rows, followed as they run."""
+    def _client_graph(self, owner: Any, expr: Any, keys: list, futures: dict) -> None:
+        """A graph the cell's code gave a client: its tasks are rows, followed as they run on
+        the client of ``owner`` (the executor, or the user's default client)."""
         graph = materialize(expr, keys)
         rows = _Rows(self._run.tracker, prefix_counts(graph))
         if rows.ids:
             self._followed.add(rows)
             rows.then = self._followed.discard
-            rows.follow(self._run.executor, self._live, graph, list(futures.values()), keep=True)
+            rows.follow(owner, self._live, graph, list(futures.values()), keep=True)
 
     def _get(self, dsk: Any, keys: Any, keep: bool, **kwargs: Any) -> Any:
         executor = self._run.executor

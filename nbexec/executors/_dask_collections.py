@@ -37,12 +37,12 @@ class DaskCollections:
         finally:
             OWN.on = False
 
-    def count_client_calls(self, listener: Callable[[Any, list, dict], None]) -> Callable[[], None]:
-        """Until the returned function is called, ``listener(expr, keys, futures)`` gets each graph
-        this executor's client is given by other code than nbexec's: the cell's ``client.submit``,
-        ``map``, ``compute``, ``persist``, ``get``. Calls from this thread go to this listener;
-        calls from other threads to the listener registered last."""
-        return _ClientCalls.on(self._require_client()).listen(listener)
+    def count_client_calls(self, listener: Callable[..., None]) -> Callable[[], None]:
+        """Until the returned function is called, ``listener(self, expr, keys, futures)`` gets each
+        graph this executor's client is given by other code than nbexec's: the cell's
+        ``client.submit``, ``map``, ``compute``, ``persist``, ``get``. Calls from this thread go
+        to this listener; calls from other threads to the listener registered last."""
+        return _ClientCalls.on(self._require_client()).listen(self, listener)
 
     def dask_task_states(self, keys: list) -> dict:
         """The scheduler's state of each of ``keys`` it still knows ("erred" only where the error
@@ -117,7 +117,7 @@ class _ClientCalls:
 
     def __init__(self, client: distributed.Client):
         self.client = client
-        self.listeners: list[tuple[int, Callable]] = []
+        self.listeners: list[tuple[int, Any, Callable]] = []
 
     @classmethod
     def on(cls, client: distributed.Client) -> _ClientCalls:
@@ -127,8 +127,8 @@ class _ClientCalls:
                 calls = cls._by_client[id(client)] = cls(client)
             return calls
 
-    def listen(self, listener: Callable) -> Callable[[], None]:
-        entry = (threading.get_ident(), listener)
+    def listen(self, owner: Any, listener: Callable) -> Callable[[], None]:
+        entry = (threading.get_ident(), owner, listener)
         with self._lock:
             if not self.listeners:
                 self.client._graph_to_futures = self._graph_to_futures  # type: ignore[method-assign]
@@ -152,12 +152,36 @@ class _ClientCalls:
             return futures
         listeners = self.listeners
         here = threading.get_ident()
-        listener = next((f for t, f in reversed(listeners) if t == here), None)
-        if listener is None and listeners:
-            listener = listeners[-1][1]
-        if listener is not None:
+        entry = next((e for e in reversed(listeners) if e[0] == here), None)
+        if entry is None and listeners:
+            entry = listeners[-1]
+        if entry is not None:
             try:
-                listener(expr, list(keys), futures)
+                entry[2](entry[1], expr, list(keys), futures)
             except Exception as exc:  # noqa: BLE001 - counting never breaks the user's call
                 _logger.debug("Could not count a client's graph: %r", exc)
         return futures
+
+
+class _DefaultClient(DaskCollections):
+    """``dask_task_states`` (and ``client``) for dask's default client, the user's."""
+
+    logger = _logger
+
+    def __init__(self, client: distributed.Client):
+        self.client = client
+
+    def _require_client(self) -> distributed.Client:
+        return self.client
+
+
+def count_default_client_calls(listener: Callable[..., None]) -> Callable[[], None] | None:
+    """``DaskExecutor.count_client_calls`` on dask's default Client (the user's ``Client()``),
+    for runs on other executors; None when there is no such client. ``listener`` gets an object
+    with the client's ``client`` and ``dask_task_states`` first."""
+    from distributed.client import _get_global_client
+
+    client = _get_global_client()
+    if client is None or client.asynchronous or client.status != "running":
+        return None
+    return _ClientCalls.on(client).listen(_DefaultClient(client), listener)
