@@ -82,16 +82,7 @@ MODES = {
 }
 
 
-LOCAL_COUNTS_LAZILY = pytest.mark.xfail(
-    strict=True,
-    reason="local mode registers a map's tasks one by one as it runs them (Run.map -> _submit -> "
-    "_run_inline in core/run.py), so mid-run 'n/m done' has m = tasks run so far",
-)
-
-
-@pytest.mark.parametrize(
-    "mode", [pytest.param(m, marks=LOCAL_COUNTS_LAZILY) if m == "local" else m for m in MODES]
-)
+@pytest.mark.parametrize("mode", MODES)
 def test_progress_matches_the_counts_mid_run(mode, tmp_path):
     quick, held = _tasks(tmp_path)
     run = MODES[mode]()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -342,3 +343,17 @@ def test_a_run_on_an_unstarted_dask_executor_reports_the_task_error():
             boom(3)
     assert isinstance(info.value.__cause__, ZeroDivisionError)
     assert not executor.started
+
+
+def test_an_interrupt_inside_a_local_map_cancels_the_tasks_it_did_not_reach():
+    def stop_at_two(i):
+        if i == 2:
+            signal.raise_signal(signal.SIGINT)  # as a kernel interrupt arrives: between lines
+            time.sleep(5)
+        return i
+
+    run = nbexec.run("local")
+    with pytest.raises(KeyboardInterrupt):
+        with run:
+            nbexec.map(stop_at_two, range(5))
+    assert run.summary() == {"stop_at_two": {"success": 2, "cancelled": 3}}

@@ -78,11 +78,35 @@ class InlineLane(Lane):
     def take_one(
         self, run: RunLike, fn: Callable, name: str, call: Call, options: Options
     ) -> TaskFuture:
+        task_id = run.tracker.add(name, None, running_on=self.here)
+        return self._call(run, task_id, fn, call, options)
+
+    def take(
+        self, run: RunLike, fn: Callable, name: str, calls: Sequence[Call], options: Options
+    ) -> list[TaskFuture]:
+        """All the calls are registered first (the view counts them all from the start), then
+        each runs in turn; an interrupt cancels the ones it did not reach."""
+        tracker = run.tracker
+        ids = tracker.add_many(name, len(calls))
+        futures: list[TaskFuture] = []
+        try:
+            for task_id, call in zip(ids, calls):
+                tracker.running(task_id, where=self.here)
+                futures.append(self._call(run, task_id, fn, call, options))
+        except BaseException:
+            for task_id in ids[len(futures) + 1 :]:
+                tracker.finish(task_id, "cancelled", "interrupted")
+            run.futures.extend(futures)
+            raise
+        return futures
+
+    def _call(
+        self, run: RunLike, task_id: int, fn: Callable, call: Call, options: Options
+    ) -> TaskFuture:
         tracker, sink = run.tracker, self.sink
         if sink is None:
             sink = self.sink = _InlineSink(tracker, 0)
         args, kwargs, deps = call
-        task_id = tracker.add(name, None, running_on=self.here)
         if options[1]:
             fn = TaskCall(fn, task_id, run._emit, options[1], options[2])
         thread = threading.current_thread()
