@@ -352,8 +352,12 @@ def test_an_interrupt_inside_a_local_map_cancels_the_tasks_it_did_not_reach():
             time.sleep(5)
         return i
 
-    run = nbexec.run("local")
-    with pytest.raises(KeyboardInterrupt):
-        with run:
-            nbexec.map(stop_at_two, range(5))
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a kernel
+    try:
+        run = nbexec.run("local")
+        with pytest.raises(KeyboardInterrupt):
+            with run:
+                nbexec.map(stop_at_two, range(5))
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert run.summary() == {"stop_at_two": {"success": 2, "cancelled": 3}}
