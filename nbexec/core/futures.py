@@ -133,8 +133,7 @@ class TaskFuture(StdFutureContract):
             efut = self._efut
             if run._lazy and not efut.done():
                 # A lazy ("sync") future runs the queued work up to itself, not the whole graph.
-                drain = getattr(run.executor, "_drain", None)
-                drain(efut) if drain is not None else run._drain()
+                run.executor.run_until(efut)
             value = self._value = efut.result(timeout=timeout)
             return value
         except KeyboardInterrupt:
@@ -149,7 +148,7 @@ class TaskFuture(StdFutureContract):
         except Exception as exc:
             if not isinstance(exc, TimeoutError) or self._efut.done():  # not a wait timing out
                 self._raised = True
-            if not getattr(run.executor, "started", True) and self.state == "success":
+            if not run.executor.started and self.state == "success":
                 raise RuntimeError(
                     f"task {self.name!r} succeeded, but its result stayed with the "
                     f"{run.tracker.info.get('mode', '')} executor, which has been stopped or "
