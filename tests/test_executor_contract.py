@@ -274,3 +274,23 @@ def test_the_intake_an_executor_declares_decides_the_way_in_not_its_class():
     with nbexec.run(executor):
         g = nbexec.submit(inc, 1)
     assert g.result() == 2 and OwnSubmit.calls == 1
+
+
+def test_dask_collections_in_a_run_go_through_the_dask_get_an_executor_declares():
+    dask = pytest.importorskip("dask")
+    graphs = []
+
+    class Recording(LocalExecutor):
+        def dask_get(self, dsk, keys, **kwargs):
+            graphs.append(len(dsk))
+            return super().dask_get(dsk, keys, **kwargs)
+
+    with nbexec.run(Recording()) as run:
+        total = dask.delayed(sum)([dask.delayed(abs)(-i) for i in range(3)]).compute()
+    assert total == 3
+    assert graphs == [4]  # three abs and their sum, through the declared hook
+    assert run.summary() == {"abs": {"success": 3}, "sum": {"success": 1}}
+
+    with nbexec.run(Executor()) as run:  # the default: dask's synchronous scheduler, counted
+        assert dask.delayed(abs)(-2).compute() == 2
+    assert run.summary() == {"abs": {"success": 1}}

@@ -52,7 +52,7 @@ class CountedGet:
         """dask's scheduler ``persist`` protocol: dask's own persist, run through this run."""
         import dask
 
-        keep = getattr(self._run.executor, "dask_keeps_results", False)
+        keep = self._run.executor.dask_keeps_results
         get = _PersistGet(self, keep)
         return list(
             dask.persist(*collections, optimize_graph=optimize_graph, scheduler=get, **kwargs)
@@ -62,11 +62,8 @@ class CountedGet:
         """Count the graphs the run's code gives the executor's client itself, until the
         returned function is called (then rows still open end as interrupted)."""
         executor = self._run.executor
-        count = getattr(executor, "count_client_calls", None)
-        stop = None
-        if count is not None and executor.started:
-            stop = count(self._client_graph)
-        elif "distributed" in sys.modules:  # the user's Client, whatever runs the cell
+        stop = executor.count_client_calls(self._client_graph) if executor.started else None
+        if stop is None and "distributed" in sys.modules:  # the user's Client, whatever runs
             from ..executors._dask_collections import count_default_client_calls
 
             stop = count_default_client_calls(self._client_graph)
@@ -94,18 +91,14 @@ class CountedGet:
 
     def _get(self, dsk: Any, keys: Any, keep: bool, **kwargs: Any) -> Any:
         executor = self._run.executor
-        keeps = getattr(executor, "dask_keeps_results", False)
+        keeps = executor.dask_keeps_results
         graph = fill_persisted(
             materialize(dsk, keys), keys, getattr(executor, "client", None) if keeps else None, dsk
         )
         rows = _Rows(self._run.tracker, prefix_counts(graph))
         if keeps:
             return rows.remote(executor, self._live, graph, keys, keep, kwargs)
-        if getattr(executor, "scheduler", None) == "processes":
-            from ..runtime._pickling import dumps  # tracebacks name the user's file and line
-
-            kwargs.setdefault("func_dumps", dumps)
-        return rows.local(_base_get(executor), graph, keys, kwargs)
+        return rows.local(executor.dask_get, graph, keys, kwargs)
 
 
 class _PersistGet:
@@ -301,12 +294,3 @@ def _flat_futures(packed: Any) -> list:
     from dask.core import flatten
 
     return [f for f in flatten(packed, container=(list, tuple)) if hasattr(f, "add_done_callback")]
-
-
-def _base_get(executor: Any) -> Callable:
-    get = getattr(executor, "dask_get", None)
-    if get is not None:
-        return get
-    from dask.local import get_sync
-
-    return get_sync

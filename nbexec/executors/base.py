@@ -34,6 +34,11 @@ only the seed's interface works (its calls run through ``submit`` and ``wait``):
 - ``interrupt(futures)`` stops work after a KeyboardInterrupt: pending work never starts; running
   work is stopped where this executor owns the workers and released otherwise.
 - ``describe()`` says what the executor runs on, for status lines.
+- Dask collections computed inside a run: ``dask_get(dsk, keys, **kwargs)`` runs their graph
+  (dask's scheduler ``get`` protocol; default: dask's synchronous scheduler in this thread);
+  ``dask_keeps_results`` says it returns futures whose data stays where the executor runs
+  (default False); ``count_client_calls(listener)`` reports graphs that code gives the
+  executor's own Dask client (default: it has none, returns None).
 """
 
 from __future__ import annotations
@@ -261,6 +266,21 @@ class Executor:
         """Whether the kernel must enforce task timeouts too (worker threads blocked in C that
         the task's own timer cannot stop). Default False."""
         return False
+
+    #: ``dask_get`` returns futures whose data stays where this executor runs (Dask's workers).
+    dask_keeps_results: bool = False
+
+    def dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """Run a dask graph (dask's scheduler ``get`` protocol, ``callbacks=`` accepted). The
+        default is dask's synchronous scheduler, in the calling thread."""
+        from dask.local import get_sync
+
+        return get_sync(dsk, keys, **kwargs)
+
+    def count_client_calls(self, listener: Callable[..., None]) -> Callable[[], None] | None:
+        """Report the graphs that code gives this executor's own Dask client to ``listener``
+        until the returned function is called; None when it has no client (the default)."""
+        return None
 
     def run_until(self, future: Any) -> None:
         """A lazy executor runs its queued work in this thread until ``future`` (one of its

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..pools._slimfuture import SlimFuture
 from ..pools._threadpool import InterruptiblePool, force_cancel
+from ..runtime._pickling import dumps
 from ..runtime._taskcall import call_in_task_body
 from .base import (
     FUTURES,
@@ -454,6 +455,8 @@ class LocalDaskExecutor(Executor):
                 if self.scheduler == "processes":
                     import dask.multiprocessing
 
+                    # Tracebacks name the user's file and line.
+                    kwargs.setdefault("func_dumps", dumps)
                     return dask.multiprocessing.get(dsk, keys, pool=self._pool, **kwargs)
                 return dask.get(dsk, keys, **kwargs)
             except KeyboardInterrupt:
