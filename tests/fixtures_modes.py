@@ -12,6 +12,14 @@ from nbexec.executors import Executor
 # "dask-remote" starts a real `dask scheduler` and workers from the command line.
 REMOTE = pytest.param("dask-remote", marks=pytest.mark.slow)
 MODES = ["local", "sync", "threads", "processes", "dask", REMOTE]
+# The five modes a cell names, processes and dask marked slow (they start pools or clusters).
+CELL_MODES = [
+    "local",
+    "sync",
+    "threads",
+    pytest.param("processes", marks=pytest.mark.slow),
+    pytest.param("dask", marks=pytest.mark.slow),
+]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from fixtures_modes import CELL_MODES
 from shell_helpers import MAGIC_LINES, ipython_shell
 
 import nbexec
@@ -44,16 +45,7 @@ def shell():
     yield from ipython_shell(SETUP)
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "local",
-        "sync",
-        "threads",
-        pytest.param("processes", marks=pytest.mark.slow),
-        pytest.param("dask", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("mode", CELL_MODES)
 def test_a_used_failed_value_points_at_the_cell_line_and_the_task_line(shell, capsys, mode):
     try:
         capsys.readouterr()

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures_modes import CELL_MODES
 from shell_helpers import MAGIC_LINES, TASKS, ipython_shell, run_cell
 
 import nbexec
@@ -209,16 +210,7 @@ def test_the_corpus_is_large_enough():
     assert len(CORPUS) >= 40
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "local",
-        "sync",
-        "threads",
-        pytest.param("processes", marks=pytest.mark.slow),
-        pytest.param("dask", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("mode", CELL_MODES)
 def test_every_cell_binds_the_same_values_as_without_the_magic(shell, expected, mode):
     problems = []
     try:
@@ -275,16 +267,7 @@ def test_a_future_of_an_earlier_cell_gives_its_result_to_a_task(shell):
         session.stop()
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "local",
-        "sync",
-        "threads",
-        pytest.param("processes", marks=pytest.mark.slow),
-        pytest.param("dask", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("mode", CELL_MODES)
 def test_a_failure_the_cell_caught_does_not_fail_the_cell_again(shell, mode):
     magic = f"%%executor {MODES[mode]} --no-table\n"
     try:

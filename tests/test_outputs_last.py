@@ -20,6 +20,21 @@ class Big:
 """
 
 
+def _executed(cells: list[str]):
+    """A notebook of ``cells`` executed in a real kernel, its outputs as nbclient stores them."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    return nb
+
+
 def _json_line(cell) -> dict:
     assert cell.ok, cell.error_text
     return json.loads(cell.streams["stdout"].strip().splitlines()[-1])
@@ -205,21 +220,13 @@ def test_a_cell_that_runs_no_tasks_leaves_nothing_to_see():
     """Executed as nbclient (and so JupyterLab and nbval) store it: an ``%%executor`` cell whose
     code submits no task shows no table and no "tasks: none" line; a cell with tasks shows its
     table. The only trace of the no-task cell is its blanked live output, which renders nothing."""
-    import nbformat
-    from nbclient import NotebookClient
 
     cells = [
         "%load_ext nbexec",
         "%%executor threads\nx = 1\nprint('no tasks here')",
         "%%executor threads\nimport nbexec\nys = nbexec.map(abs, range(3))",
     ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nb = _executed(cells)
     quiet, busy = nb.cells[1].outputs, nb.cells[2].outputs
     shown = [o for o in quiet if o.output_type != "stream" and o.get("data")]
     assert shown == [], shown
@@ -235,20 +242,11 @@ def test_a_dashboard_cell_saves_a_static_task_stream(mode, tmp_path):
     view whose model a reader without a kernel lacks). Its text/plain is the same in every mode."""
     import base64
 
-    import nbformat
-    from nbclient import NotebookClient
-
     cells = [
         "%load_ext nbexec",
         f"%%executor {mode} --dashboard\nimport nbexec, time\nys = nbexec.map(time.sleep, [0.1] * 6)",
     ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nb = _executed(cells)
     outputs = [o for o in nb.cells[1].outputs if o.get("data")]
     assert not any(WIDGET_VIEW in o.data for o in outputs)
     assert [sorted(o.data) for o in outputs] == [
