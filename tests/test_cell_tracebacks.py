@@ -76,6 +76,8 @@ def test_a_failed_task_points_at_the_task_line(shell, capsys, mode):
     assert result.error_in_exec is not None, text
     assert "----> 6     raise ValueError" in text, text
     assert not INTERNAL.search(text), text
+    assert text.count("in boom") == 1, text  # the task's frame once (not again under TaskFailed)
+    assert "TaskFailed: task 'boom' failed: ValueError: bad 2" in text, text
 
 
 @pytest.mark.parametrize("used", [False, True], ids=["failed", "used"])

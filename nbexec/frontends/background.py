@@ -18,6 +18,7 @@ from ..core.futures import TaskFailed, TaskFuture
 from ..core.run import Run
 from ..executors.base import iter_leaves
 from ..runtime._taskcall import STREAM_ATTR
+from .celltraceback import show_task_failure
 
 __all__ = ["run_cell", "wait_all", "pending"]
 
@@ -213,4 +214,5 @@ def wait_all(shell: Any) -> None:
     finally:
         rebind_ended(shell)
     if failure is not None:
+        show_task_failure(shell, failure)
         raise failure.with_traceback(getattr(failure.__cause__, "__traceback__", None))

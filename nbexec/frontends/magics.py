@@ -32,6 +32,7 @@ from ..core.run import Run
 from ..executors.base import iter_leaves
 from . import run_commands
 from .cellrewrite import loaded_names, rewrite, top_level_names
+from .celltraceback import show_task_failure
 from .cellvalues import HELPERS
 
 __all__ = ["ExecutorMagics", "load_ipython_extension", "last_run"]
@@ -257,6 +258,7 @@ class ExecutorMagics(Magics):
             with contextlib.suppress(Exception):  # never hide the cell's own error
                 self._rebind(run, before, names, loaded)
             if isinstance(exc, TaskFailed) and any(f.key == exc.key for f in run.futures):
+                show_task_failure(self.shell, exc)
                 # End the traceback in the user's function, not in nbexec's run layer.
                 raise exc.with_traceback(
                     getattr(exc.__cause__, "__traceback__", None)

@@ -14,6 +14,7 @@ from ..core import history
 from ..core.futures import TaskFailed, TaskFuture
 from ..core.render import RunView
 from ..executors.base import iter_leaves
+from .celltraceback import show_task_failure
 
 __all__ = ["COMMANDS", "run_command", "runs_text"]
 
@@ -135,4 +136,5 @@ def _retry(shell: Any, run: Any) -> None:
         with contextlib.suppress(Exception):
             ns[name] = history.rebind_retried(new, value)
     if failure is not None:
+        show_task_failure(shell, failure)
         raise failure.with_traceback(getattr(failure.__cause__, "__traceback__", None))
