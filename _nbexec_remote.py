@@ -411,7 +411,8 @@ class _PartSender:
     def __call__(self, at: int, parts: list) -> None:
         info = {"at": at, "parts": parts}
         if self.worker is not None:
-            _buffer_event(self.worker, self.emit.topic, [self.task_id, "output", info])
+            emit = self.emit
+            _buffer_event(self.worker, emit.topic, [emit.channel, self.task_id, "output", info])
         else:
             self.emit(self.task_id, "output", info)
 
@@ -824,42 +825,46 @@ def _async_raise(threads: dict[int, Any]) -> int:
     return count
 
 
-def _new_emitter(topic: str, pid: int) -> Emitter:
-    emitter = Emitter(topic)
+def _new_emitter(topic: str, channel: str, pid: int) -> Emitter:
+    emitter = Emitter(topic, channel)
     emitter._pid = pid
     return emitter
 
 
 class Emitter:
-    """Picklable ``emit(key, event, info)`` that logs ``[[key, event, info], ...]`` to a Dask topic.
+    """Picklable ``emit(key, event, info)`` that logs ``[[channel, key, event, info], ...]`` to a
+    Dask topic.
 
-    On a worker, events are batched per worker (one ``log_event`` per ``FLUSH_DELAY``, so the
-    scheduler and the client handle one message per batch, not per event), in order; elsewhere it
-    calls the local callback when it is in the process that made it, else the current client's
-    ``log_event``.
+    One topic serves every run of an executor; ``channel`` names the run's channel, so the
+    executor's handler passes each entry to that run's callback. On a worker, events are batched
+    per worker and topic (one ``log_event`` per ``FLUSH_DELAY``, so the scheduler and the client
+    handle one message per batch, not per event), in order; elsewhere it calls the local callback
+    when it is in the process that made it, else the current client's ``log_event``.
     """
 
-    __slots__ = ("topic", "_local", "_pid")
+    __slots__ = ("topic", "channel", "_local", "_pid")
 
-    def __init__(self, topic: str, local: Callable[[str, str, dict], None] | None = None):
+    def __init__(
+        self, topic: str, channel: str, local: Callable[[str, str, dict], None] | None = None
+    ):
         self.topic = topic
+        self.channel = channel
         self._local = local
         self._pid = os.getpid()
 
     def __reduce__(self) -> tuple:
-        return (_new_emitter, (self.topic, self._pid))  # the local callback stays here
+        return (_new_emitter, (self.topic, self.channel, self._pid))  # the callback stays here
 
     def __call__(self, key: str, event: str, info: dict | None = None) -> None:
-        msg = [key, event, info or {}]
         worker = _worker_or_none()
         if worker is not None:
-            _buffer_event(worker, self.topic, msg)
+            _buffer_event(worker, self.topic, [self.channel, key, event, info or {}])
         elif self._local is not None and os.getpid() == self._pid:
             self._local(key, event, info or {})
         else:
             from distributed import get_client
 
-            get_client().log_event(self.topic, [msg])
+            get_client().log_event(self.topic, [[self.channel, key, event, info or {}]])
 
 
 #: Seconds: events from one worker reach the scheduler (and the client) in batches this often.

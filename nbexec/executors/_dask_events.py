@@ -24,6 +24,8 @@ class ClusterEvents:
     client: distributed.Client | None
     _user_client: distributed.Client | None
     _channels: list[EventChannel]
+    _event_topic: str | None
+    _event_callbacks: dict[str, EventCallback]
     _watchers: list[Callable[[str, str | None, int], None]]
     _workers: set[str] | None
     _watching: bool
@@ -35,29 +37,64 @@ class ClusterEvents:
         raise NotImplementedError
 
     def event_channel(self, callback: EventCallback) -> EventChannel:
-        """A per-executor event topic: ``emit`` on a worker reaches ``callback`` here."""
+        """A channel on the executor's event topic: ``emit`` on a worker reaches ``callback`` here.
+
+        The topic is subscribed once, on the first channel, and serves every run until shutdown
+        (``_close_event_topic``): a run costs the scheduler no subscribe/unsubscribe messages.
+        Each entry names its channel; entries of a closed channel are dropped.
+        """
         client = self._require_client()
-        topic = f"nbexec-events-{uuid.uuid4().hex}"
+        callbacks = self._event_callbacks
+        topic = self._event_topic
+        if topic is None:
+            topic = f"nbexec-events-{uuid.uuid4().hex}"
+            client.subscribe_topic(topic, self._event_handler(callbacks))
+            self._event_topic = topic
+        cid = uuid.uuid4().hex[:16]
+        callbacks[cid] = callback
+
+        def local(key: str, name: str, info: dict) -> None:
+            target = callbacks.get(cid)
+            if target is not None:
+                target(key, name, info)
+
+        channels = self._channels
+        channel: EventChannel
+
+        def close() -> None:
+            callbacks.pop(cid, None)
+            if channel in channels:
+                channels.remove(channel)
+
+        channel = EventChannel(rt.Emitter(topic, cid, local), close)
+        channels.append(channel)
+        return channel
+
+    def _event_handler(self, callbacks: dict[str, EventCallback]) -> Callable[[tuple], None]:
         logger = self.logger
 
         def handler(event: tuple) -> None:
-            try:
-                for key, name, info in event[1]:
+            for cid, key, name, info in event[1]:
+                callback = callbacks.get(cid)
+                if callback is None:
+                    continue  # its channel is closed
+                try:
                     callback(key, name, info)
-            except Exception:  # noqa: BLE001 - never break the client's event loop
-                logger.exception("Error in event callback")
+                except Exception:  # noqa: BLE001 - never break the client's event loop
+                    logger.exception("Error in event callback")
 
-        client.subscribe_topic(topic, handler)
+        return handler
 
-        def close() -> None:
+    def _close_event_topic(self, client: distributed.Client) -> None:
+        """Close every channel and unsubscribe the topic (a user's client stays open)."""
+        for channel in list(self._channels):
+            channel.close()
+        topic, self._event_topic = self._event_topic, None
+        if topic is not None and client.status not in ("closing", "closed"):
             try:
                 client.unsubscribe_topic(topic)
-            except Exception:  # noqa: BLE001 - client closed or already unsubscribed
+            except Exception:  # noqa: BLE001 - the client closed meanwhile
                 pass
-
-        channel = EventChannel(rt.Emitter(topic, callback), close)
-        self._channels.append(channel)
-        return channel
 
     async def on_worker_status_changed(self, op: str, message: Any) -> None:
         """Hook called for worker events: ``("add", {"workers": {addr: {}}})`` or ``("remove", addr)``."""

@@ -43,6 +43,7 @@ from ._dask_support import (
     parse_resources,
 )
 from .base import (
+    EventCallback,
     EventChannel,
     Executor,
     NotStartedError,
@@ -114,6 +115,8 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
         self._token: str | None = None
         self._futures: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._channels: list[EventChannel] = []
+        self._event_topic: str | None = None  # one per executor, subscribed on the first channel
+        self._event_callbacks: dict[str, EventCallback] = {}
         self._watchers: list[Callable[[str, str | None, int], None]] = []
         self._workers: set[str] | None = None
         self._watching = False
@@ -124,9 +127,9 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for name in ("client", "_cluster", "_token", "_futures", "_channels", "_watchers",
-                     "_workers", "_watching", "_done", "_info", "_info_version",
-                     "_link"):  # fmt: skip
+        for name in ("client", "_cluster", "_token", "_futures", "_channels", "_event_topic",
+                     "_event_callbacks", "_watchers", "_workers", "_watching", "_done", "_info",
+                     "_info_version", "_link"):  # fmt: skip
             state.pop(name, None)
         state["_user_client"] = None
         user = getattr(self, "_user_client", None)
@@ -237,8 +240,7 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
             client.unsubscribe_topic("all")
         except Exception:  # noqa: BLE001 - not subscribed
             pass
-        for channel in self._channels:
-            channel.close()
+        self._close_event_topic(client)
         if self.disable_cancellation_event or token is None:
             return
         try:
