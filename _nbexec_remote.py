@@ -872,23 +872,32 @@ FLUSH_DELAY = 0.1
 
 
 def _buffer_event(worker: Any, topic: str, msg: list) -> None:
-    """Queue ``msg`` and send the queue as one ``log_event`` at most every ``FLUSH_DELAY``.
+    """Queue ``msg`` (``[channel, key, event, info]``) and send the queue as one ``log_event``
+    at most every ``FLUSH_DELAY``.
 
     The first event after a quiet spell goes out at once (on the worker's stream it then reaches
     the scheduler before the task's result), later ones wait for the next slot: one message per
-    batch, and a one-task cell's "running" does not trail its result by a whole delay.
+    batch, and a one-task cell's "running" does not trail its result by a whole delay. So does
+    the first event of a channel this worker has not sent for yet: the topic serves every run of
+    an executor, and a cell that follows another within ``FLUSH_DELAY`` starts its own spell.
     """
     buffers = worker.__dict__.get("_nbexec_events")
     if buffers is None:
         buffers = worker.__dict__.setdefault("_nbexec_events", {})
     entry = buffers.get(topic)
     if entry is None:
-        entry = buffers.setdefault(topic, (threading.Lock(), [], [0.0]))
-    lock, pending, last_flush = entry
+        entry = buffers.setdefault(topic, (threading.Lock(), [], [0.0], set()))
+    lock, pending, last_flush, channels = entry
+    channel = msg[0]
     with lock:
         pending.append(msg)
         first = len(pending) == 1
-    if first:
+        fresh = channel not in channels
+        if fresh:
+            if len(channels) >= 64:
+                channels.clear()  # only recent runs matter; an old one would merely flush early
+            channels.add(channel)
+    if first or fresh:
 
         def flush() -> None:
             with lock:
@@ -898,7 +907,7 @@ def _buffer_event(worker: Any, topic: str, msg: list) -> None:
             if batch:
                 worker.log_event(topic, batch)
 
-        wait = last_flush[0] + FLUSH_DELAY - time.monotonic()
+        wait = 0.0 if fresh else last_flush[0] + FLUSH_DELAY - time.monotonic()
         if wait <= 0:
             worker.loop.add_callback(flush)
         else:

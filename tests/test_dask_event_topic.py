@@ -2,7 +2,8 @@
 
 A real LocalCluster with worker processes; the scheduler's own ``subscribe-topic`` / ``unsubscribe-topic``
 stream handlers are wrapped to count what the executor asks of it. Runs in a row subscribe the
-topic once and unsubscribe it only at shutdown; two runs at once (one detached, as a background
+topic once and unsubscribe it only at shutdown, and each run's first event is not held back
+behind the previous run's batch; two runs at once (one detached, as a background
 cell's) each get only their own tasks' events; a closed channel's events are dropped.
 """
 
@@ -80,9 +81,12 @@ def test_runs_in_a_row_subscribe_the_topic_once(cluster):
     cluster, ops = cluster
     executor = DaskExecutor(address=cluster.scheduler_address)
     with executor.start():
-        for i in range(3):
+        for i in range(3):  # back to back: within the worker's batching delay
             with nbexec.run(executor) as run:
                 assert run.submit(say, f"r{i}").result() == f"r{i}"
+                # A run's first event is sent at once, ahead of the task's result on the
+                # worker's stream: not held back by the previous run's batch.
+                assert run.tracker.wait_started(timeout=0)
             assert wait_for(lambda run=run: "said r" in run.tracker.output(0))
         assert wait_for(lambda: len(ops) >= 1)
         time.sleep(0.2)  # an unsubscription would have reached the scheduler by now
