@@ -32,7 +32,9 @@ def blocked(out: str, i: int) -> int:
 
 
 def busy_lines(text: str) -> dict[str, int]:
-    found = re.findall(r"busy: (\S+) still runs (\d+) interrupted task\(s\) \(not killed\)", text)
+    found = re.findall(
+        r"busy: (\S+) still runs (\d+) interrupted or cancelled tasks? \(not killed\)", text
+    )
     return {addr: int(n) for addr, n in found}
 
 
