@@ -345,7 +345,7 @@ class LiveOutput(OutputBuffer):
     def __init__(self, send: Callable[[int, list], None]) -> None:
         self.parts: list[str] = []
         self.send = send
-        self.pending: list[tuple[str, str]] = []  # (stream, text) not passed on yet
+        self.pending: list[tuple[str | None, str]] = []  # (stream, text) not passed on yet
         self.sent = 0  # characters passed on (or taken by ``take_parts``) so far
         self.due = False  # the sending thread will look at this buffer
 
@@ -411,7 +411,7 @@ class _PartSender:
     def __call__(self, at: int, parts: list) -> None:
         info = {"at": at, "parts": parts}
         if self.worker is not None:
-            emit = self.emit
+            emit: Any = self.emit  # an Emitter (checked when the task started)
             _buffer_event(self.worker, emit.topic, [emit.channel, self.task_id, "output", info])
         else:
             self.emit(self.task_id, "output", info)
