@@ -31,13 +31,6 @@ def wrapped(x):
 """
 
 INTERNAL = re.compile(r"File [^\n]*(nbexec/|_nbexec_remote|distributed/|dask/|concurrent/)")
-ALL_MODES = [
-    "local",
-    "sync",
-    "threads",
-    pytest.param("processes", marks=pytest.mark.slow),
-    pytest.param("dask", marks=pytest.mark.slow),
-]
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +74,7 @@ def test_a_failed_task_points_at_the_task_line(shell, capsys, mode):
 
 
 @pytest.mark.parametrize("used", [False, True], ids=["failed", "used"])
-@pytest.mark.parametrize("mode", ALL_MODES)
+@pytest.mark.parametrize("mode", CELL_MODES)
 def test_the_table_failure_entry_reads_as_without_the_magic(shell, capsys, mode, used):
     cell = "a = 1\nb = boom(a)\n" + ("c = b + 2\n" if used else "")
     try:
