@@ -193,9 +193,7 @@ def _install(executor: Executor, mode: str | None, options: dict[str, Any]) -> E
     try:
         stack.enter_context(executor.start())
         # A Dask session executor is dask's default scheduler for plain cells, as Client() is.
-        as_default = getattr(executor, "as_dask_default", None)
-        if as_default is not None:
-            stack.enter_context(as_default())
+        stack.enter_context(executor.as_dask_default())
     except BaseException:
         stack.close()
         raise
@@ -218,9 +216,9 @@ def _user_client() -> Any:
     if client is None or getattr(client, "status", None) not in ("running", "newly-created"):
         return None
     active = _active
-    if active is not None and getattr(active.executor, "client", None) is client:
+    if active is not None and active.executor.dask_client is client:
         # nbexec's own session client is the default too; the user's is only the one it wraps
-        return client if getattr(active.executor, "user_client", False) else None
+        return client if active.executor.user_client else None
     return client
 
 
@@ -232,7 +230,7 @@ def _on_user_client(mode: str, options: dict[str, Any]) -> Executor | None:
     if client is None:
         return None
     active = _active
-    if active is not None and getattr(active.executor, "client", None) is client:
+    if active is not None and active.executor.dask_client is client:
         return active.executor
     from .executors.dask import DaskExecutor
 
@@ -324,7 +322,7 @@ def status() -> SessionStatus:
     """Mode, options, what the executor runs on, and the environment override if any."""
     active = _active
     forced = os.environ.get(ENV_VAR, "").strip() or None
-    session_client = getattr(active.executor, "client", None) if active is not None else None
+    session_client = active.executor.dask_client if active is not None else None
     extra = {"unused_clients": unused_clients(session_client)}
     if active is None:
         return SessionStatus(None, {}, forced, None, extra=extra)

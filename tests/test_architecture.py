@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+from pathlib import Path
 
 import pytest
 
 import nbexec
 from nbexec.executors import _tags
+from nbexec.executors.base import Executor
+
+_PACKAGE = Path(nbexec.__file__).parent
 
 
 def test_run_function_and_run_submodule_are_both_reachable():
@@ -56,3 +61,35 @@ def test_not_started_is_a_runtime_error_and_still_prefects_value_error(mode):
     with pytest.raises(NotStartedError, match="not been started") as info:
         executor.submit(abs, -1)
     assert isinstance(info.value, RuntimeError) and isinstance(info.value, ValueError)
+
+
+def _executor_uses(path: Path) -> list[str]:
+    """What ``path`` asks of executors other than the declared contract: attributes of an
+    ``executor`` (``executor.x``, ``run.executor.x``) that ``Executor`` does not declare, and
+    ``getattr``/``hasattr`` probes of an executor, or of its futures' identity (``client``,
+    ``key``: what kind of executor made them)."""
+    declared = set(dir(Executor))
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            name = owner.id if isinstance(owner, ast.Name) else getattr(owner, "attr", None)
+            if name == "executor" and node.attr not in declared:
+                found.append(f"{path.name}:{node.lineno}: executor.{node.attr}")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in (
+            "getattr",
+            "hasattr",
+        ):
+            target = ast.unparse(node.args[0])
+            probe = ast.unparse(node.args[1]).strip("'\"")
+            if target.endswith("executor") or ("efut" in target and probe in ("client", "key")):
+                found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_run_layer_and_the_session_use_executors_only_through_the_declared_contract():
+    # Probing an executor for a ``client`` or its futures for a ``key`` is how special cases
+    # creep back in; each of these is a hook of ``Executor`` with a default instead.
+    paths = [*sorted((_PACKAGE / "core").glob("*.py")), _PACKAGE / "session.py"]
+    found = [use for path in paths for use in _executor_uses(path)]
+    assert found == [], found

@@ -93,7 +93,7 @@ class CountedGet:
         executor = self._run.executor
         keeps = executor.dask_keeps_results
         graph = fill_persisted(
-            materialize(dsk, keys), keys, getattr(executor, "client", None) if keeps else None, dsk
+            materialize(dsk, keys), keys, executor.dask_client if keeps else None, dsk
         )
         rows = _Rows(self._run.tracker, prefix_counts(graph))
         if keeps:
@@ -204,7 +204,7 @@ class _Rows:
     ) -> Watch:
         """Move the rows with the scheduler's states while ``futures`` run; with ``keep``, record
         the outcome once they all ended (else the caller waits and settles)."""
-        watch = self.watch = live.watch(executor.client, self.tracker, self.ids, graph)
+        watch = self.watch = live.watch(executor.dask_client, self.tracker, self.ids, graph)
         if not keep:
             return watch
         pending = [len(futures)]

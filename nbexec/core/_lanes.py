@@ -66,6 +66,26 @@ class Lane:
             raise
         return futures
 
+    def resubmit(
+        self,
+        run: RunLike,
+        future: TaskFuture,
+        fn: Callable,
+        args: tuple,
+        kwargs: dict,
+        context: dict,
+    ) -> None:
+        """Submit ``fn(*args, **kwargs)`` (``submit_future``) as ``future``'s task from now on."""
+        efut = self.executor.submit_future(fn, *args, extra_context=context, **kwargs)
+        future._efut = efut
+        self._follow(run, future)
+
+    def _follow(self, run: RunLike, future: TaskFuture) -> TaskFuture:
+        efut = future._efut
+        run.tracker.set_key(future._id, self.executor.task_key(efut))
+        self.executor.on_done(efut, partial(run._on_done, future))
+        return future
+
 
 class InlineLane(Lane):
     """Each call runs now, in this thread; its outcome is recorded directly."""
@@ -209,12 +229,6 @@ class FuturesLane(Lane):
             _fail_rest(tracker, ids, 0, exc)
             raise
         return [self._follow(run, TaskFuture(run, i, e, None)) for i, e in zip(ids, efuts)]
-
-    def _follow(self, run: RunLike, future: TaskFuture) -> TaskFuture:
-        efut = future._efut
-        run.tracker.set_key(future._id, getattr(efut, "key", None))
-        self.executor.on_done(efut, partial(run._on_done, future))
-        return future
 
 
 def _fail_rest(tracker: Tracker, ids: Sequence[int], done: int, exc: BaseException) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..executors._dask_stuck import note_stopped
 from ..executors.base import map_structure
-from ..runtime._taskcall import TaskCall, call_quietly, call_with_timeout_of
+from ..runtime._taskcall import TaskCall
+from ._calls import wrapped
 from ._runfuture import report_outcome
 from .futures import _Done, _is_task_future
 from .snapshot import TERMINAL
@@ -122,7 +122,7 @@ def _stop_attempt(entry: _Entry) -> None:
 
 def _note_timed_out(run: Run, efut: Any) -> None:
     """The executor's busy report counts the key as timed out (not interrupted)."""
-    key = getattr(efut, "key", None)
+    key = run.executor.task_key(efut)
     if key is not None:
         note_stopped(run.executor, [str(key)], "timed out")
 
@@ -145,18 +145,9 @@ def _message(run: Run, future: TaskFuture, attempt: int, attempts: int, timeout:
 def _call_stack(executor: Any, key: str) -> tuple[str | None, list[str]]:
     """``(worker, innermost frames)`` of the thread running ``key`` (Dask ``call_stack``, bounded
     by ``STACK_BOUND``); ``(None, [])`` where it cannot be had."""
-    client = getattr(executor, "client", None)
-    if client is None or not hasattr(client, "scheduler"):
-        return None, []
-    try:
-        stacks = client.sync(client.scheduler.call_stack, keys=[key], callback_timeout=STACK_BOUND)
-    except Exception:  # noqa: BLE001 - the scheduler is slow or gone: the message goes without
-        return None, []
-    for worker, by_key in (stacks or {}).items():
-        for frames in (by_key or {}).values():
-            kept = [f for f in frames if not _machinery(f)]
-            return str(worker), [f.replace("\n\t", "\n    ") for f in kept[-FRAMES:]]
-    return None, []
+    worker, frames = executor.call_stack(key, STACK_BOUND)
+    kept = [f for f in frames if not _machinery(f)]
+    return worker, [f.replace("\n\t", "\n    ") for f in kept[-FRAMES:]]
 
 
 _MACHINERY = ("/distributed/", "/dask/", "/threading.py", "_nbexec_remote", "/nbexec/runtime/")
@@ -177,48 +168,25 @@ def _resubmit(run: Run, future: TaskFuture, attempt: int, error: TimeoutError) -
         if f._deps and f.state not in TERMINAL and any(id(d) in replaced for d in f._deps):
             plan.append((f, 0))
             replaced.add(id(f))
-    if any(_spec_of(run, f._id) is None for f, _ in plan):
+    if any(run.retry_record.submitted(f._id) is None for f, _ in plan):
         return False
     summary = str(error).split("\n", 1)[0]
     run.tracker.retrying(future._id, attempt, f"TimeoutError: {summary}"[:300])
     old = []
     for f, done in plan:  # in submission order: a dependent's inputs are already the new keys
-        fn, args, kwargs, context = _call_of(run, f, done)
-        efut = run.executor.submit_future(fn, *args, extra_context=context, **kwargs)
-        run._superseded.add(f._id)
-        old.append(f._efut)
-        f._efut = efut
-        run.tracker.set_key(f._id, getattr(efut, "key", None))
-        run.executor.on_done(efut, partial(run._on_done, f))
+        old.append(run.resubmit(f, _call_of(run, f, done)))
     _note_timed_out(run, old[0])
     run.executor.interrupt(old)
     return True
 
 
-def _spec_of(run: Run, task_id: int) -> tuple | None:
-    """How the task was submitted: ``(fn, name, args, kwargs, tags, retries, delay, timeout,
-    index)`` from the run's specs (one call or one element of a map), or None."""
-    for spec in run._specs:
-        ids = spec[0]
-        if ids == task_id:
-            return (*spec[1:], None)
-        if isinstance(ids, list) and ids and ids[0] <= task_id <= ids[-1] and task_id in ids:
-            _, fn, name, items, kwargs, tags, retries, delay, timeout = spec
-            index = ids.index(task_id)
-            return fn, name, tuple(items[index]), kwargs, tags, retries, delay, timeout, index
-    return None
-
-
 def _call_of(run: Run, future: TaskFuture, done: int) -> tuple:
     """``(TaskCall, args, kwargs, context)`` submitting ``future`` again after ``done`` attempts."""
     task_id = future._id
-    spec = _spec_of(run, task_id)
+    spec = run.retry_record.submitted(task_id)
     assert spec is not None  # checked by the caller
     fn, name, args, kwargs, tags, retries, delay, timeout, index = spec
-    if timeout:
-        fn = partial(call_with_timeout_of, fn, timeout)
-    if run._quiet:
-        fn = partial(call_quietly, fn)
+    fn = wrapped(fn, timeout, run._quiet)
     args, kwargs = map_structure(
         lambda f: f._efut if f._run is run else f.result(), (args, kwargs), _is_task_future
     )

@@ -50,6 +50,19 @@ class RetryRecord:
         self.tracker: Any = None
         self.retried: dict[int, TaskFuture] = {}
 
+    def submitted(self, task_id: int) -> tuple | None:
+        """How the task was submitted, from ``given``: ``(fn, name, args, kwargs, tags, retries,
+        retry_delay, timeout, index)`` (one call, or one element of a map), or None."""
+        for spec in self.given:
+            ids = spec[0]
+            if ids == task_id:
+                return (*spec[1:], None)
+            if isinstance(ids, list) and ids and ids[0] <= task_id <= ids[-1] and task_id in ids:
+                _, fn, name, items, kwargs, tags, retries, delay, timeout = spec
+                index = ids.index(task_id)
+                return fn, name, tuple(items[index]), kwargs, tags, retries, delay, timeout, index
+        return None
+
 
 class _Entry:
     __slots__ = ("strong", "ref", "light")
@@ -159,7 +172,7 @@ def _retry_specs(run: Run) -> dict[int, tuple]:
         if f._id in bad and f._run is run:
             return _Upstream(f._id)
         efut = f._efut
-        if hasattr(efut, "client"):  # a distributed future: the value stays on the workers
+        if f._run.executor.dask_keeps_results:  # the value stays where the executor runs
             return efut
         return efut.result()
 

@@ -111,15 +111,8 @@ class Run:
             else:
                 self.interrupt()
         finally:
-            self._active = False
-            self.tracker.set_info(ended=True)  # views say "finished" only from here on
-            runs = getattr(_stack, "runs", [])
-            if self in runs:
-                runs.remove(self)
-            try:
-                history.settle(self)
-            finally:
-                self._stack.close()
+            self._leave_thread()
+            self._end()
         if failure is not None:
             raise failure from failure.__cause__
 
@@ -131,10 +124,13 @@ class Run:
     def detach(self) -> None:
         """Let the run go on without this thread: calls here no longer submit to it, and dask
         collections no longer compute through it. ``end_detached()`` ends it later."""
+        self._leave_thread()
+        self._leave_dask()
+
+    def _leave_thread(self) -> None:
         runs = getattr(_stack, "runs", [])
         if self in runs:
             runs.remove(self)
-        self._leave_dask()
 
     def end_detached(self) -> TaskFailed | None:
         """Wait for every task of a detached run, then end it as leaving its block does (from
@@ -143,12 +139,15 @@ class Run:
             self.wait()
             return self.failure()
         finally:
-            self._active = False
-            self.tracker.set_info(ended=True)
-            try:
-                history.settle(self)
-            finally:
-                self._stack.close()
+            self._end()
+
+    def _end(self) -> None:
+        self._active = False
+        self.tracker.set_info(ended=True)  # views say "finished" only from here on
+        try:
+            history.settle(self)
+        finally:
+            self._stack.close()
 
     def route_output(self, write: Callable[[str], None]) -> None:
         """Show what this run's tasks print through ``write`` (from any thread) instead of the
@@ -243,7 +242,13 @@ class Run:
             return  # the stopped key of a timed-out attempt (core/_timeouts.py)
         record_outcome(self.tracker, future, efut)
 
-    _specs = property(lambda self: self.retry_record.given)  # how its tasks were submitted
+    def resubmit(self, future: TaskFuture, call: tuple) -> Any:
+        """Submit ``call`` (``fn, args, kwargs, extra_context``) as ``future``'s task from now on;
+        returns the executor future it replaces (its outcome no longer counts)."""
+        self._superseded.add(future._id)
+        old = future._efut
+        self._lane.resubmit(self, future, *call)
+        return old
 
     # --- waiting -------------------------------------------------------------------------------
 
@@ -284,11 +289,8 @@ class Run:
                 self._on_done(f, f._efut)
             else:
                 open_futures.append(f)
-        if not open_futures:
-            return
-        for f in open_futures:
-            self.tracker.finish(f._id, "cancelled", "interrupted")
-        self.executor.interrupt([f._efut for f in open_futures])
+        if open_futures:
+            self._stop(open_futures, "interrupted")
 
     def cancel(self, futures: Iterable[TaskFuture] | None = None) -> int:
         """Cancel this run's tasks that have not ended (all of them, or those in ``futures``).
@@ -300,12 +302,14 @@ class Run:
         """
         targets = self.futures if futures is None else futures
         open_futures = [f for f in targets if f._run is self and f.state not in TERMINAL]
-        if not open_futures:
-            return 0
-        for f in open_futures:
-            self.tracker.finish(f._id, "cancelled", "cancelled")
-        self.executor.interrupt([f._efut for f in open_futures])
+        if open_futures:
+            self._stop(open_futures, "cancelled")
         return len(open_futures)
+
+    def _stop(self, futures: list[TaskFuture], reason: str) -> None:
+        for f in futures:
+            self.tracker.finish(f._id, "cancelled", reason)
+        self.executor.interrupt([f._efut for f in futures])
 
     def retry(self, executor: Executor | None = None) -> Run:
         """Run this run's failed and cancelled tasks again (and what depended on them), in a new

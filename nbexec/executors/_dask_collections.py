@@ -21,12 +21,34 @@ class DaskCollections:
     """``dask_get``, ``dask_task_states`` and ``as_dask_default`` for ``DaskExecutor`` (a mixin)."""
 
     logger: logging.Logger
+    client: distributed.Client | None = None
 
     def _require_client(self) -> distributed.Client:
         raise NotImplementedError
 
     #: ``dask_get(..., sync=False)`` returns futures whose data stays on the workers.
     dask_keeps_results = True
+
+    @property
+    def dask_client(self) -> distributed.Client | None:
+        """The client this executor runs on while started (else None)."""
+        return self.client
+
+    def call_stack(self, key: str, timeout: float) -> tuple[str | None, list[str]]:
+        """``(worker, frames)`` of the thread running ``key``, from the scheduler's
+        ``call_stack``; ``(None, [])`` if the scheduler does not answer within ``timeout``."""
+        client = self.dask_client
+        scheduler = None if client is None else client.scheduler
+        if client is None or scheduler is None:
+            return None, []
+        try:
+            stacks = client.sync(scheduler.call_stack, keys=[key], callback_timeout=timeout)
+        except Exception:  # noqa: BLE001 - the scheduler is slow or gone
+            return None, []
+        for worker, by_key in (stacks or {}).items():
+            for frames in (by_key or {}).values():
+                return str(worker), list(frames)
+        return None, []
 
     def dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         """A dask scheduler ``get`` on this executor's client (``sync=False``: futures)."""
@@ -172,6 +194,7 @@ class _DefaultClient(DaskCollections):
         self.client = client
 
     def _require_client(self) -> distributed.Client:
+        assert self.client is not None
         return self.client
 
 

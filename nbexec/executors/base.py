@@ -38,7 +38,11 @@ only the seed's interface works (its calls run through ``submit`` and ``wait``):
   (dask's scheduler ``get`` protocol; default: dask's synchronous scheduler in this thread);
   ``dask_keeps_results`` says it returns futures whose data stays where the executor runs
   (default False); ``count_client_calls(listener)`` reports graphs that code gives the
-  executor's own Dask client (default: it has none, returns None).
+  executor's own Dask client (default: it has none, returns None); ``dask_client`` is that
+  client (default None), ``dask_task_states(keys)`` asks its scheduler, ``user_client`` says the user made it, ``as_dask_default()`` makes the
+  executor dask's default scheduler for plain cells (default: a no-op).
+- ``task_key(future)`` names a future as its scheduler shows it (default: its ``key``);
+  ``call_stack(key, timeout)`` says where a running task is (default: unknown).
 """
 
 from __future__ import annotations
@@ -54,9 +58,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._structure import iter_leaves, map_structure
+
 __all__ = [
     "Executor", "EventChannel", "ExecutorInfo", "NotStartedError", "make_task_key", "map_structure",
-    "FUTURES", "INLINE", "POOL", "POOL_PROCESS",
+    "iter_leaves",    "FUTURES", "INLINE", "POOL", "POOL_PROCESS",
 ]  # fmt: skip
 
 #: How a run hands its tasks to an executor (``Executor.intake``; see the module docstring).
@@ -131,43 +137,6 @@ def make_task_key(extra_context: dict | None) -> str | None:
     if index is not None:
         return f"{name}-{index}-{unique_token()}"
     return f"{name}-{unique_token()}"
-
-
-def map_structure(fn: Callable[[Any], Any], obj: Any, is_leaf: Callable[[Any], bool]) -> Any:
-    """Return ``obj`` with every leaf inside nested lists, tuples, sets and dicts replaced by ``fn(leaf)``.
-
-    Containers without leaves are returned as they are (same object); containers with leaves are
-    rebuilt with the same type (namedtuples included).
-    """
-    if is_leaf(obj):
-        return fn(obj)
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = [map_structure(fn, x, is_leaf) for x in obj]
-        if all(a is b for a, b in zip(items, obj)):
-            return obj
-        if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-            return type(obj)(*items)
-        return type(obj)(items)
-    if isinstance(obj, dict):
-        mapped = {k: map_structure(fn, v, is_leaf) for k, v in obj.items()}
-        if all(mapped[k] is v for k, v in obj.items()):
-            return obj
-        out = type(obj)() if type(obj) is not dict else {}
-        out.update(mapped)
-        return out
-    return obj
-
-
-def iter_leaves(obj: Any, is_leaf: Callable[[Any], bool]) -> Iterator[Any]:
-    """Yield every leaf inside nested lists, tuples, sets and dicts."""
-    if is_leaf(obj):
-        yield obj
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        for x in obj:
-            yield from iter_leaves(x, is_leaf)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            yield from iter_leaves(x, is_leaf)
 
 
 def _no_op() -> None:
@@ -267,8 +236,42 @@ class Executor:
         the task's own timer cannot stop). Default False."""
         return False
 
-    #: ``dask_get`` returns futures whose data stays where this executor runs (Dask's workers).
+    #: This executor's futures (``dask_get``'s and ``submit_future``'s) reference data that stays
+    #: where it runs (Dask's workers): pass them on rather than their values.
     dask_keeps_results: bool = False
+
+    @property
+    def dask_client(self) -> Any:
+        """The ``distributed.Client`` this executor runs Dask work on while started, or None
+        (the default): its graphs, keys and scheduler are the run layer's to follow."""
+        return None
+
+    def dask_task_states(self, keys: list) -> dict:
+        """``{key: state}`` of ``keys`` on ``dask_client``'s scheduler (those it still knows);
+        the default has no scheduler: {}."""
+        return {}
+
+    @property
+    def user_client(self) -> bool:
+        """Whether ``dask_client`` is a Client the user made (nbexec never closes it)."""
+        return False
+
+    @contextmanager
+    def as_dask_default(self) -> Iterator[None]:
+        """Make this executor dask's default scheduler for code outside runs (plain cells) until
+        the block ends, as ``Client()`` does. The default leaves dask's scheduler alone."""
+        yield
+
+    def task_key(self, future: Any) -> str | None:
+        """The key naming ``future`` (one of this executor's) where its scheduler shows it, or
+        None. The default is the future's ``key`` attribute, if any."""
+        key = getattr(future, "key", None)
+        return None if key is None else str(key)
+
+    def call_stack(self, key: str, timeout: float) -> tuple[str | None, list[str]]:
+        """``(worker, frames)``: where the task ``key`` runs and its call stack (outermost frame
+        first), waiting at most ``timeout`` seconds; ``(None, [])`` when unknown (the default)."""
+        return None, []
 
     def dask_get(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         """Run a dask graph (dask's scheduler ``get`` protocol, ``callbacks=`` accepted). The
