@@ -78,8 +78,8 @@ def test_console_script_is_installed():
     "argv, message",
     [
         ((), "no command"),
-        (("frob",), "invalid choice"),
-        (("run",), "required: NOTEBOOK"),
+        (("frob",), "invalid choice: 'frob' (choose from 'demo', 'run') (see 'nbexec --help')"),
+        (("run",), "required: NOTEBOOK (see 'nbexec run --help')"),
         (("run", "missing.ipynb"), "no such notebook"),
         (("run", "{nb}", "--executor", "warp"), "unknown mode 'warp'"),
         (("run", "{nb}", "--executor", "threads --address tcp://h:1"), "does not fit mode"),

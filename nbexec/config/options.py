@@ -12,14 +12,19 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-__all__ = ["MODES", "OPTIONS", "LineError", "parse_line", "format_line", "build_parser"]
+__all__ = [
+    "MODES", "OPTIONS", "LineError", "parse_line", "format_line", "build_parser", "RaisingParser",
+]  # fmt: skip
 
 MODES = ("local", "sync", "threads", "processes", "dask")
 COMMANDS = ("status", "stop")
 
 
 class LineError(ValueError):
-    """A line that does not parse; the message names the problem and the valid choices."""
+    """A line that does not parse; the message names the problem and the valid choices, ``prog``
+    the parser that refused it."""
+
+    prog = "executor"
 
 
 def _positive_int(text: str) -> int:
@@ -181,14 +186,18 @@ DISPLAY_OPTIONS: tuple[Option, ...] = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse would print usage and exit
-        raise LineError(message)
+class RaisingParser(argparse.ArgumentParser):
+    """An argparse parser whose errors raise ``LineError`` (argparse would print and exit)."""
+
+    def error(self, message: str) -> NoReturn:
+        error = LineError(message)
+        error.prog = self.prog
+        raise error
 
 
 def build_parser(prog: str = "executor", display_options: bool = False) -> argparse.ArgumentParser:
     """The argparse parser for ``MODE [OPTIONS]``; errors raise ``LineError``."""
-    parser = _Parser(prog=prog, add_help=False, allow_abbrev=False)
+    parser = RaisingParser(prog=prog, add_help=False, allow_abbrev=False)
     parser.add_argument("mode", nargs="?", default=None, help="one of: " + ", ".join(MODES))
     for option in OPTIONS + (DISPLAY_OPTIONS if display_options else ()):
         parser.add_argument(*option.flags, **option.argparse_kwargs())

@@ -12,9 +12,9 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
-from ..config.options import MODES, OPTIONS, LineError, parse_line
+from ..config.options import MODES, OPTIONS, LineError, RaisingParser, parse_line
 from ..config.options import seconds as positive_seconds
 from ..session import ENV_VAR
 
@@ -26,11 +26,6 @@ SUMMARY_PREFIX = "nbexec tasks:"
 
 class UsageFailure(Exception):
     """Bad input: reported as one line on stderr with exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, no usage block
-        raise UsageFailure(f"{message} (see '{self.prog} --help')")
 
 
 def _executor_help() -> str:
@@ -48,9 +43,9 @@ def _executor_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``nbexec`` argument parser (errors raise ``UsageFailure``)."""
+    """The ``nbexec`` argument parser (errors raise ``LineError``)."""
     formatter = argparse.RawDescriptionHelpFormatter
-    parser = _Parser(
+    parser = RaisingParser(
         prog="nbexec",
         formatter_class=formatter,
         description="Run Python work from notebooks on the executor you pick.",
@@ -65,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"nbexec {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=RaisingParser)
     sub.add_parser(
         "demo",
         help="run a small workload (two dependent tasks and a map) through every mode",
@@ -365,7 +360,10 @@ def main(
     err = err or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:
+            args = parser.parse_args(argv)
+        except LineError as exc:  # one line, no usage block
+            raise UsageFailure(f"{exc} (see '{exc.prog} --help')") from None
         if args.command is None:
             raise UsageFailure(
                 "no command; use 'nbexec demo' or 'nbexec run NOTEBOOK' (see --help)"
