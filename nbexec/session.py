@@ -46,8 +46,6 @@ __all__ = [
 logger = logging.getLogger("nbexec.session")
 
 ENV_VAR = "NBEXEC_EXECUTOR"
-# Options that still fit a Client the user made (anything else configures another cluster).
-_CLIENT_OPTIONS = ()
 
 
 @dataclass
@@ -224,7 +222,7 @@ def _user_client() -> Any:
 
 def _on_user_client(mode: str, options: dict[str, Any]) -> Executor | None:
     """``dask`` without cluster options while the user has a default Client: run on it."""
-    if mode != "dask" or any(name not in _CLIENT_OPTIONS for name in options):
+    if mode != "dask" or options:
         return None
     client = _user_client()
     if client is None:

@@ -137,25 +137,6 @@ def test_many_names_are_capped():
     assert "... and 10 more task names" in table.html
 
 
-def _refresh_cost(tracker: Tracker) -> float:
-    table = RunTable(TrackerRun(tracker))
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(40):
-            tracker._version += 1  # a new snapshot each time, as during a run
-            table.refresh()
-        best = min(best, (time.perf_counter() - t0) / 40)
-    return best
-
-
-def test_refresh_cost_does_not_grow_with_tasks():
-    small = _refresh_cost(_tracker(100))
-    large = _refresh_cost(_tracker(100_000))
-    print(f"refresh: 100 tasks {small * 1e3:.3f} ms, 100,000 tasks {large * 1e3:.3f} ms")
-    assert large < 3 * small + 0.5e-3
-
-
 def test_show_run_live_output_is_only_the_widget_view(kernel):
     for executor in (LocalExecutor(), nbexec.LocalDaskExecutor("threads", num_workers=2)):
         run = Run(executor)

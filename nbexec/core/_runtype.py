@@ -1,6 +1,6 @@
 """What the modules under ``run`` need of a run: the ``RunLike`` protocol, for type hints only.
 
-``futures``, ``_counted_get`` and ``history`` sit below ``run`` in the run layer, so they name a run
+``futures``, ``_counted_get``, ``history`` and ``_timeouts`` sit below ``run`` in the run layer, so they name a run
 through this protocol instead of importing ``Run`` (``run.Run`` satisfies it).
 """
 
@@ -26,6 +26,7 @@ class RunLike(Protocol):
     retry_record: Any  # history.RetryRecord (history sits above this module)
     _lazy: bool
     _emit: Callable | None
+    _quiet: bool
 
     def __init__(self, executor: Any) -> None: ...
 
@@ -45,6 +46,8 @@ class RunLike(Protocol):
     def _drain(self) -> None: ...
 
     def _on_done(self, future: Any, efut: Any) -> None: ...
+
+    def resubmit(self, future: Any, call: tuple) -> Any: ...
 
     def light_copy(self, retry_record: Any) -> Any: ...
 

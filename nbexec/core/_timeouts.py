@@ -27,8 +27,8 @@ from .futures import _Done, _is_task_future
 from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
+    from ._runtype import RunLike as Run
     from .futures import TaskFuture
-    from .run import Run
 
 __all__ = ["watch", "MARGIN", "STACK_BOUND"]
 

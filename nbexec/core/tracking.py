@@ -53,7 +53,7 @@ class Tracker(TrackerReads, TrackerOutput, TrackerWaits):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # One row per task, kept in columns: no object per task for the garbage collector to walk
-        # (a run of 100,000 tasks made every full collection slower), and ~60 bytes a task.
+        # (with one per task, a run of many tasks slows every full collection).
         self._name: list[str] = []  # the name's one string object, shared
         self._state: list[str] = []
         self._where: list[str | None] = []  # interned

@@ -1,4 +1,4 @@
-"""The seed's executor interface: Executor, LocalExecutor, LocalDaskExecutor, DaskExecutor.
+"""Prefect 1's executor interface: Executor, LocalExecutor, LocalDaskExecutor, DaskExecutor.
 
 Only the base and LocalExecutor load eagerly; the Dask-backed executors import dask (and
 distributed) when first used, so ``import nbexec`` stays light.

@@ -117,7 +117,7 @@ class ClusterEvents:
             elif action == "remove-worker":
                 self._notify_watchers("remove", msg["worker"])
                 await self.on_worker_status_changed("remove", msg["worker"])
-        except Exception:  # noqa: BLE001 - as the seed: logged, never raised
+        except Exception:  # noqa: BLE001 - as Prefect 1: logged, never raised
             self.logger.debug("Failure while watching dask worker events", exc_info=True)
 
     def watch_workers(self, callback: Callable[[str, str | None, int], None]) -> Callable[[], None]:

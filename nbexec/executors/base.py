@@ -1,8 +1,8 @@
 """The executor interface (Prefect 1's ``Executor``) and nbexec's notebook-agnostic extensions.
 
-The seed's interface is ``start()``, ``submit()`` and ``wait()``. A run (``nbexec.core.run``) calls
+Prefect 1's interface is ``start()``, ``submit()`` and ``wait()``. A run (``nbexec.core.run``) calls
 the hooks below and nothing else of an executor; each has a default, so a subclass that implements
-only the seed's interface works (its calls run through ``submit`` and ``wait``):
+only Prefect 1's interface works (its calls run through ``submit`` and ``wait``):
 
 - ``started`` says whether a ``start()`` block is active; a run starts an executor that is not
   started for its duration. The default observes ``start()``.

@@ -1,6 +1,6 @@
 """DaskExecutor: Prefect 1's DaskExecutor on dask.distributed, with nbexec's fixes.
 
-Differences from the seed (see DESIGN.md): arguments that would have no effect are refused; a
+Differences from Prefect 1's (see DESIGN.md): arguments that would have no effect are refused; a
 cluster class named by string must be a ``distributed.deploy.Cluster``; the scheduler is reached
 within a bounded time; cancellation on exit costs no scheduler round trip per task (a worker-local
 flag set once per worker); the performance report is really written; worker events come from
@@ -263,7 +263,7 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
                 )
                 with client.as_current():
                     distributed.wait(active)
-        except Exception as exc:  # noqa: BLE001 - as the seed: errors here are swallowed
+        except Exception as exc:  # noqa: BLE001 - as Prefect 1: errors here are swallowed
             self.logger.debug("Error while waiting for active tasks: %r", exc)
 
     # --- work ---------------------------------------------------------------------------------

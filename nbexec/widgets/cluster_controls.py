@@ -18,7 +18,8 @@ __all__ = ["ClusterControls", "preview_text", "running_cluster", "cluster_lines"
 
 def running_cluster() -> Any:
     """The cluster object behind the session executor's client, or None."""
-    client = getattr(session.current(), "client", None)
+    executor = session.current()
+    client = executor.dask_client if executor is not None else None
     return getattr(client, "cluster", None)
 
 

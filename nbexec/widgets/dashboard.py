@@ -213,9 +213,9 @@ def dashboard(
         from ..session import current, last_run
 
         executor = current()
-        if getattr(executor, "client", None) is None:
+        if executor is None or executor.dask_client is None:
             run = last_run()
-    client = getattr(executor, "client", None)
+    client = executor.dask_client if executor is not None else None
     if client is not None:
         view.link = dashboard_link(client)
         if view.link:

@@ -89,10 +89,10 @@ def _describe_into(run: Any) -> None:
     info.setdefault("mode", described.mode)
     if described.workers is not None:
         info["workers"] = described.workers
-    if getattr(executor, "client", None) is not None:
+    if executor.dask_client is not None:
         from .dashboard import dashboard_link
 
-        link = dashboard_link(executor.client)
+        link = dashboard_link(executor.dask_client)
         if link:
             info["dashboard_link"] = link
 

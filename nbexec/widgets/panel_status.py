@@ -132,7 +132,7 @@ class PanelStatus:
         status = session.status()
         lines = status.text().splitlines()
         executor = session.current()
-        client = getattr(executor, "client", None)
+        client = executor.dask_client if executor is not None else None
         if client is not None:
             from .dashboard import dashboard_link
 

@@ -17,8 +17,9 @@ median of the per-repetition ratios (home-made / standard):
 - chunks:   the process pool (``pools/_procpool.py``, 2 children, started and warm outside the
             timing) running N x ``inc`` sent in adaptive chunks (default, up to 128 a message)
             against one task a message (``max_chunk=1``).
-- snapshot: a tracker's ``snapshot()`` at 100 and at 100,000 finished tasks (its cost should
-            not grow with the task count: the table is built from per-name counters).
+- snapshot: a tracker's ``snapshot()`` at 100 and at 100,000 finished tasks, and the live
+            table widget's ``refresh()`` on a new snapshot (their cost should not grow with the
+            task count: the table is built from per-name counters).
 """
 
 from __future__ import annotations
@@ -233,10 +234,46 @@ def bench_snapshot(reps):
     out = interleave(
         [("small", lambda: cost(small)), ("large", lambda: cost(large))], reps, label="snapshot"
     )
-    return [
+    rows = [
         f"| tracker snapshot (200 calls) | 100 -> 100,000 tasks | at 100 tasks "
         f"| {median(out['small']) / 200 * 1e6:.1f} | at 100,000 tasks "
         f"| {median(out['large']) / 200 * 1e6:.1f} | {paired_ratio(out['small'], out['large']):.2f}x |"
+    ]
+    return rows + _table_refresh(small, large, reps)
+
+
+class _TrackerRun:
+    """What the table widget needs of a run, around a tracker."""
+
+    def __init__(self, tracker):
+        from nbexec.executors import LocalExecutor
+
+        self.tracker, self.executor = tracker, LocalExecutor()
+
+    def snapshot(self):
+        return self.tracker.snapshot()
+
+
+def _table_refresh(small, large, reps):
+    from nbexec.widgets.table import RunTable
+
+    def cost(tracker):
+        table = RunTable(_TrackerRun(tracker))
+
+        def go():
+            for _ in range(40):
+                tracker._version += 1  # a new snapshot each time, as during a run
+                table.refresh()
+
+        return timed(go)
+
+    out = interleave(
+        [("small", lambda: cost(small)), ("large", lambda: cost(large))], reps, label="refresh"
+    )
+    return [
+        f"| live table refresh (40 calls) | 100 -> 100,000 tasks | at 100 tasks "
+        f"| {median(out['small']) / 40 * 1e6:.1f} | at 100,000 tasks "
+        f"| {median(out['large']) / 40 * 1e6:.1f} | {paired_ratio(out['small'], out['large']):.2f}x |"
     ]
 
 
