@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import distributed
 import pytest
 
 from nbexec.config.modes import executor_for, validate
@@ -102,3 +103,21 @@ def test_another_cluster_class_scales_to_workers():
     assert executor.cluster_class is SpecCluster
     assert executor.cluster_kwargs == {"workers": {}}
     assert executor.scale == 3
+
+
+class LocalClusterOfMine(distributed.LocalCluster):
+    """A LocalCluster subclass a user names by its dotted name."""
+
+
+def test_local_cluster_is_told_apart_the_same_by_name_and_class():
+    from nbexec.executors._cluster_class import is_local_cluster, names_local_cluster
+
+    mine = f"{__name__}.LocalClusterOfMine"
+    for named in ("", "distributed.LocalCluster", "dask.distributed.LocalCluster", mine):
+        assert is_local_cluster(named), named
+    assert is_local_cluster(LocalClusterOfMine)
+    assert not is_local_cluster("distributed.SpecCluster") and not is_local_cluster("no.Such")
+    # only LocalCluster itself may be left out of an executor line; a subclass is named
+    assert names_local_cluster(" distributed.LocalCluster ") and not names_local_cluster(mine)
+    # a subclass takes the LocalCluster sizing options, by name as by class
+    validate("dask", {"cluster_class": mine, "threads_per_worker": 1, "processes": False})

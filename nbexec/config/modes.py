@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..executors._cluster_class import LOCAL_CLUSTER, import_cluster_class, is_local_cluster
 from ..executors._limits import (
     check_address,
     check_client_kwargs,
@@ -42,7 +43,6 @@ _ADDRESS_CONFLICTS = (
     "workers", "threads_per_worker", "processes", "memory_limit", "cluster_class",
     "cluster_kwargs", "adapt",
 )  # fmt: skip
-_LOCAL_CLUSTER = "distributed.LocalCluster"
 
 
 def _accepted(mode: str) -> str:
@@ -57,8 +57,6 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 def resolve_cluster_class(name: str) -> type:
     """Import ``name`` (a dotted name) and check it is a ``distributed.deploy.Cluster`` subclass."""
-    from ..executors.dask import import_cluster_class
-
     return import_cluster_class(name)
 
 
@@ -133,17 +131,8 @@ def validate(mode: str, options: dict[str, Any]) -> None:
 
 def _local_cluster_options(options: dict[str, Any]) -> bool:
     """Whether ``options`` make a LocalCluster (no address, no other cluster class)."""
-    if "address" in options:
-        return False
-    cls = options.get("cluster_class", _LOCAL_CLUSTER)
-    if cls == _LOCAL_CLUSTER:
-        return True
-    if isinstance(cls, str):
-        try:
-            cls = resolve_cluster_class(cls)
-        except Exception:
-            return False  # refused with its own message below
-    return _is_local_cluster(cls)
+    # a name that does not resolve is not one (refused with its own message below)
+    return "address" not in options and is_local_cluster(options.get("cluster_class", ""))
 
 
 def _check_sizes(mode: str, options: dict[str, Any]) -> None:
@@ -188,14 +177,8 @@ def _check_memory(value: Any) -> None:
     )
 
 
-def _is_local_cluster(cls: Any) -> bool:
-    from ..executors._dask_support import is_local_cluster
-
-    return is_local_cluster(cls)
-
-
 def _check_cluster_class_options(cls: Any, options: dict[str, Any]) -> None:
-    if _is_local_cluster(cls):
+    if is_local_cluster(cls):
         return
     clash = [n for n in _LOCAL_CLUSTER_ONLY if n in options]
     if clash:
@@ -241,12 +224,12 @@ def _dask_executor(options: dict[str, Any]) -> Executor:
         adapt_kwargs = {"minimum": lo, "maximum": hi}
     if "address" in options:
         return DaskExecutor(address=options["address"], client_kwargs=client_kwargs)
-    cluster_class = options.get("cluster_class", _LOCAL_CLUSTER)
+    cluster_class = options.get("cluster_class", LOCAL_CLUSTER)
     if isinstance(cluster_class, str):
         cluster_class = resolve_cluster_class(cluster_class)
     cluster_kwargs = dict(options.get("cluster_kwargs") or {})
     scale = None
-    if _is_local_cluster(cluster_class):
+    if is_local_cluster(cluster_class):
         for name, kwarg in (("workers", "n_workers"), ("threads_per_worker", "threads_per_worker"),
                             ("processes", "processes"), ("memory_limit", "memory_limit")):  # fmt: skip
             if name in options:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import pickle
 from typing import Any
 
 import dask
 import distributed
-from distributed.deploy import Cluster, LocalCluster
 
 from ..runtime._taskcall import _nbexec_remote as rt
 from . import _dask_remote as remote
+from ._cluster_class import import_cluster_class, is_local_cluster  # noqa: F401 - re-exported
 from ._tags import parse_resources  # noqa: F401 - re-exported for the Dask executor
 
 _DEFAULT_LOGGING = {"distributed": "info", "distributed.client": "warning", "bokeh": "error"}
@@ -55,31 +54,6 @@ def _quiet_stderr_logs() -> None:
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.StreamHandler) and _ERRORS_ONLY not in handler.filters:
                 handler.addFilter(_ERRORS_ONLY)
-
-
-def import_cluster_class(name: str) -> type:
-    """Import ``name`` (a dotted name) and return it if it is a ``distributed.deploy.Cluster`` subclass."""
-    obj: Any = None
-    # Only the module part is imported (never ``name`` itself as a module: a class is an attribute).
-    module_name, _, attr = name.rpartition(".")
-    if module_name and all(part.isidentifier() for part in name.split(".")):
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            obj = None
-    if not (isinstance(obj, type) and issubclass(obj, Cluster)):
-        found = "nothing importable" if obj is None else repr(obj)
-        raise ValueError(
-            f"cluster_class {name!r} is not a distributed.deploy.Cluster subclass ({found}); "
-            "a string must name a Cluster class such as 'distributed.LocalCluster' or "
-            "'dask_jobqueue.SLURMCluster' (the Python API also accepts any callable)"
-        )
-    return obj
-
-
-def is_local_cluster(cls: Any) -> bool:
-    """True for distributed's ``LocalCluster`` and its subclasses: the clusters nbexec sizes itself."""
-    return isinstance(cls, type) and issubclass(cls, LocalCluster)
 
 
 def _check_mapping(name: str, value: Any) -> dict | None:

@@ -25,15 +25,15 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from ..executors._cluster_class import LOCAL_CLUSTER, import_cluster_class, is_local_cluster
 from .cluster_fields import UNSET, FieldSpec, field_kind
 
 __all__ = [
     "ENTRY_POINT_GROUP", "KNOWN_CLASSES", "LOCAL_CLUSTER", "UNSET", "FieldSpec", "ClusterSpec",
-    "LOCAL_FLAGS", "installed_cluster_classes", "describe", "is_local_cluster_name",
+    "LOCAL_FLAGS", "installed_cluster_classes", "describe",
 ]  # fmt: skip
 
 ENTRY_POINT_GROUP = "nbexec.cluster_classes"
-LOCAL_CLUSTER = "distributed.LocalCluster"
 #: distribution name -> the cluster classes it provides (dotted names).
 KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
     "distributed": (LOCAL_CLUSTER,),
@@ -57,12 +57,6 @@ KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
     "dask-yarn": ("dask_yarn.YarnCluster",),
     "coiled": ("coiled.Cluster",),
 }
-_LOCAL_NAMES = (
-    "",
-    LOCAL_CLUSTER,
-    "dask.distributed.LocalCluster",
-    "distributed.deploy.local.LocalCluster",
-)
 # Not form material: event loops, sync/async switches, classes (a class is code), the worker count
 # (the panel's own `workers` field scales any class), and what the cluster sets on each job itself.
 _SKIP = {"self", "loop", "asynchronous", "job_cls", "scheduler_cls", "worker_class", "n_workers"}
@@ -88,11 +82,6 @@ _REFUSED: dict[str, dict[str, str]] = {
 }
 
 
-def is_local_cluster_name(name: str) -> bool:
-    """True for the names of distributed's LocalCluster (and "", the default)."""
-    return name.strip() in _LOCAL_NAMES
-
-
 def installed_cluster_classes() -> list[str]:
     """Dotted names of the known cluster classes installed here, then the entry points' classes."""
     names: list[str] = []
@@ -114,8 +103,6 @@ def installed_cluster_classes() -> list[str]:
 
 def resolve(name: str) -> type:
     """The ``distributed.deploy.Cluster`` subclass named ``name``; ValueError for anything else."""
-    from ..executors.dask import import_cluster_class
-
     return import_cluster_class(name.strip() or LOCAL_CLUSTER)
 
 
@@ -240,8 +227,6 @@ class ClusterSpec:
 
     @property
     def is_local(self) -> bool:
-        from ..executors._dask_support import is_local_cluster
-
         return is_local_cluster(self.cls)
 
     def field(self, name: str) -> FieldSpec | None:
@@ -348,9 +333,7 @@ def _describe(cls: type, name: str) -> ClusterSpec:
         fields = job_fields + fields
     if job_cls is not None:
         fields = [_with_config(f, getattr(job_cls, "config_name", None)) for f in fields]
-    from distributed import LocalCluster
-
-    if issubclass(cls, LocalCluster):  # what LocalCluster's None defaults become
+    if is_local_cluster(cls):  # what LocalCluster's None defaults become
         hints = {"threads_per_worker": "default: cores ÷ workers", "processes": "default: yes"}
         fields = [dataclasses.replace(f, default_text=hints.get(f.name, "")) for f in fields]
     first = [n for n in _FIRST if any(f.name == n for f in fields)]

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import session
 from ..config.options import MODES, format_line
+from ..executors._cluster_class import names_local_cluster
 from . import cluster_spec
 from .cluster_form import ClusterForm, ErrorLabels, number_text
 
@@ -193,7 +194,7 @@ class PanelFields:
         if "address" in visible and address:
             options["address"] = address
         name = str(self.cluster_class.value or "").strip()
-        if "cluster_class" in visible and not cluster_spec.is_local_cluster_name(name):
+        if "cluster_class" in visible and not names_local_cluster(name):
             options["cluster_class"] = name
         if kwargs:
             options["cluster_kwargs"] = kwargs
