@@ -121,3 +121,26 @@ def test_local_cluster_is_told_apart_the_same_by_name_and_class():
     assert names_local_cluster(" distributed.LocalCluster ") and not names_local_cluster(mine)
     # a subclass takes the LocalCluster sizing options, by name as by class
     validate("dask", {"cluster_class": mine, "threads_per_worker": 1, "processes": False})
+
+
+def test_one_option_table_says_what_each_mode_takes_to_the_checks_the_cli_and_the_panel():
+    from nbexec.config.options import MODE_OPTIONS, MODES, OPTIONS
+    from nbexec.frontends.cli import build_parser
+    from nbexec.widgets.panel import ExecutorPanel
+
+    cli_help = build_parser().format_help()
+    panel = ExecutorPanel()
+    for mode in MODES:
+        taken = MODE_OPTIONS[mode]
+        assert taken == tuple(dict.fromkeys(o.dest for o in OPTIONS if mode in o.modes))
+        if mode != "dask":  # refused by the checks exactly when the table says so
+            for name in ("workers", "address"):
+                if name in taken:
+                    validate(mode, {name: 2})
+                else:
+                    with pytest.raises(ValueError, match=f"does not fit mode '{mode}'"):
+                        validate(mode, {name: 2})
+            panel.mode.value = mode
+            assert panel.visible_fields() == tuple(n for n in taken if n in panel._own)
+            line = next(text for text in cli_help.splitlines() if text.strip().startswith(mode))
+            assert ("takes no options" in line) == (not taken), line

@@ -20,29 +20,18 @@ from ..executors._limits import (
     max_threads,
 )
 from ..executors.base import Executor
-from .options import MODES
+from .options import (
+    CLUSTER_SHAPING,
+    LOCAL_CLUSTER_KWARGS,
+    LOCAL_CLUSTER_ONLY,
+    MODE_OPTIONS,
+    MODES,
+    OPTIONS,
+)
 
 __all__ = ["MODES", "MODE_OPTIONS", "executor_for", "validate", "resolve_cluster_class"]
 
-_DASK_OPTIONS = (
-    "workers", "threads_per_worker", "processes", "memory_limit", "address", "cluster_class",
-    "cluster_kwargs", "client_kwargs", "adapt", "timeout", "tls_ca_file", "tls_cert", "tls_key",
-)  # fmt: skip
-
-#: Which options each mode takes.
-MODE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "local": (),
-    "sync": (),
-    "threads": ("workers",),
-    "processes": ("workers",),
-    "dask": _DASK_OPTIONS,
-}
-
-_LOCAL_CLUSTER_ONLY = ("threads_per_worker", "processes", "memory_limit")
-_ADDRESS_CONFLICTS = (
-    "workers", "threads_per_worker", "processes", "memory_limit", "cluster_class",
-    "cluster_kwargs", "adapt",
-)  # fmt: skip
+_ALL_OPTIONS = tuple(dict.fromkeys(o.dest for o in OPTIONS))
 
 
 def _accepted(mode: str) -> str:
@@ -66,12 +55,12 @@ def validate(mode: str, options: dict[str, Any]) -> None:
         raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
     for name in options:
         if name not in MODE_OPTIONS[mode]:
-            if name in _DASK_OPTIONS:
+            if name in _ALL_OPTIONS:
                 raise ValueError(
                     f"option {name!r} does not fit mode {mode!r}; {mode!r} accepts: {_accepted(mode)}"
                 )
             raise ValueError(
-                f"unknown option {name!r}; options: {', '.join(_DASK_OPTIONS)} (mode {mode!r} accepts: "
+                f"unknown option {name!r}; options: {', '.join(_ALL_OPTIONS)} (mode {mode!r} accepts: "
                 f"{_accepted(mode)})"
             )
     _check_sizes(mode, options)
@@ -99,7 +88,7 @@ def validate(mode: str, options: dict[str, Any]) -> None:
         _check_memory(options["memory_limit"])
     if "address" in options:
         check_address(options["address"])
-        clash = [n for n in _ADDRESS_CONFLICTS if n in options]
+        clash = [n for n in CLUSTER_SHAPING if n in options]
         if clash:
             raise ValueError(
                 f"option(s) {', '.join(clash)} configure a cluster nbexec creates and do not fit "
@@ -153,7 +142,7 @@ def _check_sizes(mode: str, options: dict[str, Any]) -> None:
     if local:
         kwargs = options.get("cluster_kwargs")
         merged = dict(kwargs) if isinstance(kwargs, dict) else {}
-        for name, kwarg in (("workers", "n_workers"), ("threads_per_worker", "threads_per_worker")):
+        for name, kwarg in LOCAL_CLUSTER_KWARGS.items():
             if name in options:
                 merged[kwarg] = options[name]
         check_local_cluster_kwargs(merged)
@@ -180,7 +169,7 @@ def _check_memory(value: Any) -> None:
 def _check_cluster_class_options(cls: Any, options: dict[str, Any]) -> None:
     if is_local_cluster(cls):
         return
-    clash = [n for n in _LOCAL_CLUSTER_ONLY if n in options]
+    clash = [n for n in LOCAL_CLUSTER_ONLY if n in options]
     if clash:
         raise ValueError(
             f"option(s) {', '.join(clash)} configure a LocalCluster; for "
@@ -230,8 +219,7 @@ def _dask_executor(options: dict[str, Any]) -> Executor:
     cluster_kwargs = dict(options.get("cluster_kwargs") or {})
     scale = None
     if is_local_cluster(cluster_class):
-        for name, kwarg in (("workers", "n_workers"), ("threads_per_worker", "threads_per_worker"),
-                            ("processes", "processes"), ("memory_limit", "memory_limit")):  # fmt: skip
+        for name, kwarg in LOCAL_CLUSTER_KWARGS.items():
             if name in options:
                 cluster_kwargs[kwarg] = options[name]
         if adapt_kwargs and "n_workers" not in cluster_kwargs:

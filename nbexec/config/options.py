@@ -1,7 +1,9 @@
 """The executor line syntax shared by ``%executor``, ``NBEXEC_EXECUTOR`` and ``python -m nbexec``.
 
 ``MODE [OPTIONS]``, e.g. ``threads -n 2`` or ``dask --address tcp://10.0.0.5:8786``. One table of
-options (``OPTIONS``) feeds the argparse parser here and the IPython magic's documentation.
+modes (``MODE_HELP``) and one of options (``OPTIONS``: flags, the modes that take them, what they
+set on a LocalCluster) feed the parser here, ``config.modes``' checks, the magic's and the CLI's
+help and the executor panel.
 """
 
 from __future__ import annotations
@@ -13,10 +15,22 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 __all__ = [
-    "MODES", "OPTIONS", "LineError", "parse_line", "format_line", "build_parser", "RaisingParser",
+    "MODES", "MODE_HELP", "OPTIONS", "MODE_OPTIONS", "LOCAL_CLUSTER_ONLY", "CLUSTER_SHAPING",
+    "LOCAL_CLUSTER_KWARGS", "TIMEOUT_DEFAULT", "LineError", "parse_line", "format_line",
+    "build_parser", "RaisingParser",
 ]  # fmt: skip
 
 MODES = ("local", "sync", "threads", "processes", "dask")
+#: What each mode runs on, in a few words (the panel's mode menu, the CLI's help).
+MODE_HELP = {
+    "local": "in the kernel",
+    "sync": "Dask, one thread",
+    "threads": "thread pool",
+    "processes": "process pool",
+    "dask": "Dask cluster",
+}
+#: Seconds to reach a Dask scheduler when the line gives no --timeout (distributed's default).
+TIMEOUT_DEFAULT = 10
 COMMANDS = ("status", "stop")
 
 
@@ -64,7 +78,10 @@ def _json_object(text: str) -> dict:
 
 @dataclass(frozen=True)
 class Option:
-    """One option of the executor line: its flags, its ``executor_for`` name, and its help."""
+    """One option of the executor line: its flags, its ``executor_for`` name, its help, the modes
+    that take it, the LocalCluster keyword it sets (``local_kwarg``), whether only a LocalCluster
+    takes it (``local_only``) and whether it shapes a cluster nbexec starts (``shapes_cluster``:
+    refused with ``--address``)."""
 
     flags: tuple[str, ...]
     dest: str
@@ -73,8 +90,13 @@ class Option:
     nargs: Any = None
     metavar: Any = None
     action: str | None = None
+    modes: tuple[str, ...] = ("dask",)
+    local_kwarg: str | None = None
+    local_only: bool = False
+    shapes_cluster: bool = False
 
     def argparse_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``ArgumentParser.add_argument`` for this option."""
         kwargs: dict[str, Any] = {"dest": self.dest, "help": self.help, "default": None}
         for name in ("type", "nargs", "metavar", "action"):
             value = getattr(self, name)
@@ -90,6 +112,9 @@ OPTIONS: tuple[Option, ...] = (
         "number of workers (threads, processes or Dask workers)",
         type=_positive_int,
         metavar="N",
+        modes=("threads", "processes", "dask"),
+        local_kwarg="n_workers",
+        shapes_cluster=True,
     ),
     Option(
         ("--threads-per-worker",),
@@ -97,24 +122,36 @@ OPTIONS: tuple[Option, ...] = (
         "threads per Dask worker (LocalCluster)",
         type=_positive_int,
         metavar="N",
+        local_kwarg="threads_per_worker",
+        local_only=True,
+        shapes_cluster=True,
     ),
     Option(
         ("--processes",),
         "processes",
         "LocalCluster workers in separate processes",
         action="store_true",
+        local_kwarg="processes",
+        local_only=True,
+        shapes_cluster=True,
     ),
     Option(
         ("--no-processes",),
         "processes",
         "LocalCluster workers as threads of the kernel",
         action="store_false",
+        local_kwarg="processes",
+        local_only=True,
+        shapes_cluster=True,
     ),
     Option(
         ("--memory-limit",),
         "memory_limit",
         "memory limit per Dask worker, e.g. 2GiB (LocalCluster)",
         metavar="X",
+        local_kwarg="memory_limit",
+        local_only=True,
+        shapes_cluster=True,
     ),
     Option(
         ("--address",),
@@ -127,6 +164,7 @@ OPTIONS: tuple[Option, ...] = (
         "cluster_class",
         "dotted name of a distributed.deploy.Cluster subclass, e.g. dask_jobqueue.SLURMCluster",
         metavar="DOTTED.NAME",
+        shapes_cluster=True,
     ),
     Option(
         ("--cluster-kwargs",),
@@ -134,6 +172,7 @@ OPTIONS: tuple[Option, ...] = (
         "keyword arguments of the cluster class, as JSON",
         type=_json_object,
         metavar="JSON",
+        shapes_cluster=True,
     ),
     Option(
         ("--client-kwargs",),
@@ -149,11 +188,12 @@ OPTIONS: tuple[Option, ...] = (
         type=_positive_int,
         nargs=2,
         metavar=("MIN", "MAX"),
+        shapes_cluster=True,
     ),
     Option(
         ("--timeout",),
         "timeout",
-        "seconds to reach a scheduler (default 10)",
+        f"seconds to reach a scheduler (default {TIMEOUT_DEFAULT})",
         type=seconds,
         metavar="SECONDS",
     ),
@@ -167,6 +207,20 @@ OPTIONS: tuple[Option, ...] = (
         ("--tls-key",), "tls_key", "client private key file for a tls:// scheduler", metavar="F"
     ),
 )
+
+
+def _dests(keep: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(o.dest for o in OPTIONS if keep(o)))
+
+
+#: Which options each mode takes.
+MODE_OPTIONS: dict[str, tuple[str, ...]] = {m: _dests(lambda o, m=m: m in o.modes) for m in MODES}
+#: Options only a LocalCluster takes (another cluster class gets them in cluster_kwargs).
+LOCAL_CLUSTER_ONLY = _dests(lambda o: o.local_only)
+#: Options that shape a cluster nbexec starts (meaningless with --address).
+CLUSTER_SHAPING = _dests(lambda o: o.shapes_cluster)
+#: ``{option: LocalCluster keyword}``.
+LOCAL_CLUSTER_KWARGS = {o.dest: o.local_kwarg for o in OPTIONS if o.local_kwarg}
 
 #: Flags that shape the cell's output rather than the executor (accepted by the magic only).
 DISPLAY_OPTIONS: tuple[Option, ...] = (
@@ -226,9 +280,9 @@ def parse_line(line: str, *, display_options: bool = False) -> tuple[str | None,
     options = {k: v for k, v in vars(namespace).items() if k != "mode" and v is not None}
     if "adapt" in options:
         options["adapt"] = tuple(options["adapt"])
-    for flag in ("no_table", "dashboard", "background"):
-        if options.get(flag) is False:
-            del options[flag]
+    for option in DISPLAY_OPTIONS:  # switches: only "on" is an option
+        if options.get(option.dest) is False:
+            del options[option.dest]
     return mode, options
 
 

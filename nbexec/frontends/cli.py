@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..config.options import MODES, OPTIONS, LineError, RaisingParser, parse_line
+from ..config.options import MODE_HELP, MODES, OPTIONS, LineError, RaisingParser, parse_line
 from ..config.options import seconds as positive_seconds
 from ..session import ENV_VAR
 
@@ -30,13 +30,13 @@ class UsageFailure(Exception):
 
 def _executor_help() -> str:
     width = max(len(", ".join(o.flags)) for o in OPTIONS) + 2
-    lines = [
-        "executor line (--executor, and NBEXEC_EXECUTOR): MODE [OPTIONS]",
-        f"  MODE: {', '.join(MODES)}",
-        "    local = in the kernel; sync/threads/processes = LocalDaskExecutor with that",
-        "    scheduler; dask = DaskExecutor (a temporary LocalCluster unless --address)",
-        "  OPTIONS (threads/processes take -n only; the others are for dask):",
-    ]
+    lines = ["executor line (--executor, and NBEXEC_EXECUTOR): MODE [OPTIONS]", "  MODE:"]
+    for mode in MODES:
+        takes = ", ".join(o.flags[-1] for o in OPTIONS if mode in o.modes) or "no options"
+        if all(mode in o.modes for o in OPTIONS):
+            takes = "every option below (a new LocalCluster unless --address)"
+        lines.append(f"    {mode:<{width - 2}}{MODE_HELP[mode]}; takes {takes}")
+    lines.append("  OPTIONS:")
     for option in OPTIONS:
         lines.append(f"    {', '.join(option.flags):<{width}}{option.help}")
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from ..config.options import LOCAL_CLUSTER_ONLY
 from ..executors._cluster_class import LOCAL_CLUSTER, import_cluster_class, is_local_cluster
 from .cluster_fields import UNSET, FieldSpec, field_kind
 
@@ -62,7 +63,7 @@ KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
 _SKIP = {"self", "loop", "asynchronous", "job_cls", "scheduler_cls", "worker_class", "n_workers"}
 _JOB_SKIP = {"scheduler", "name", "security", "interface", "protocol", "config_name"}
 # LocalCluster's fields that the executor line has flags for (--threads-per-worker ...).
-LOCAL_FLAGS = ("threads_per_worker", "processes", "memory_limit")
+LOCAL_FLAGS = LOCAL_CLUSTER_ONLY
 # What someone configuring a batch queue or a local cluster sets first, in this order.
 _FIRST = (
     "cores", "memory", "processes", "queue", "account", "walltime", "job_cpu", "job_mem",

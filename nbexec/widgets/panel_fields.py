@@ -7,16 +7,14 @@ import json
 from typing import Any
 
 from .. import session
-from ..config.options import MODES, format_line
+from ..config.options import MODE_HELP, MODE_OPTIONS, MODES, TIMEOUT_DEFAULT, format_line
 from ..executors._cluster_class import names_local_cluster
 from . import cluster_spec
 from .cluster_form import ClusterForm, ErrorLabels, number_text
 
 __all__ = ["MODE_LABELS", "PanelFields"]
 
-MODE_LABELS = {"local": "local (in the kernel)", "sync": "sync (Dask, one thread)",
-               "threads": "threads (thread pool)", "processes": "processes (process pool)",
-               "dask": "dask (Dask cluster)"}  # fmt: skip
+MODE_LABELS = {mode: f"{mode} ({help})" for mode, help in MODE_HELP.items()}
 # name, label, placeholder: the executor's own fields (the cluster class's come from its form)
 _FIELDS = (
     ("workers", "workers", "default: one per core"),
@@ -25,7 +23,7 @@ _FIELDS = (
     ("cluster_kwargs", "more kwargs", 'JSON: keywords the form does not list'),
     ("adapt_min", "adapt min", "minimum workers"),
     ("adapt_max", "adapt max", "empty: not adaptive"),
-    ("timeout", "timeout (s)", "default: 10"),
+    ("timeout", "timeout (s)", f"default: {TIMEOUT_DEFAULT}"),
 )  # fmt: skip
 _WIDE = ("cluster_kwargs", "cluster_class", "address")
 
@@ -146,10 +144,8 @@ class PanelFields:
     def visible_fields(self) -> tuple[str, ...]:
         """The fields the chosen mode takes, given what is filled in (address, cluster class)."""
         mode = self.mode.value
-        if mode in ("threads", "processes"):
-            return ("workers",)
         if mode != "dask":
-            return ()
+            return tuple(name for name in MODE_OPTIONS.get(mode, ()) if name in self._own)
         if str(self._own["address"].value).strip():
             return ("address", "timeout")
         form = tuple(self._form.fields) if self._form is not None else ()
