@@ -2,8 +2,9 @@
 and what ``concurrent.futures.wait``/``as_completed`` read (``_condition``, ``_state``, ``_waiters``).
 
 A task future's state is its row in the run's tracker, so nothing is kept per task until someone
-waits on it or adds a callback: then a ``_Watch`` (a condition, the stdlib's waiters, the
-callbacks) is made and the tracker calls back once the task has ended (``Tracker.on_end``).
+waits on it or adds a callback: then a ``_Watch`` (``pools._stdwait.StdWatch``, as a
+``SlimFuture`` has, plus the callbacks) is made and the tracker calls back once the task has
+ended (``Tracker.on_end``).
 Waiters and callbacks are told once the task's result can be read; callbacks run in the thread that
 ended the task, or in a thread of their own if that one runs an event loop.
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any
 
+from ..pools._stdwait import StdWatch
 from .snapshot import TERMINAL
 
 __all__ = ["StdFutureContract"]
@@ -32,14 +34,12 @@ _STD_STATES = {
 }
 
 
-class _Watch:
-    __slots__ = ("condition", "waiters", "callbacks", "told")
+class _Watch(StdWatch):
+    __slots__ = ("callbacks",)
 
     def __init__(self) -> None:
-        self.condition = threading.Condition()
-        self.waiters: list = []
+        super().__init__()
         self.callbacks: list[Callable] = []
-        self.told = False
 
 
 class StdFutureContract:
@@ -125,18 +125,9 @@ class StdFutureContract:
         watch = self._watch
         assert watch is not None
         state = self.state
-        with watch.condition:
-            if watch.told:
-                return
-            watch.told = True
-            for waiter in watch.waiters:
-                if state == "cancelled":
-                    waiter.add_cancelled(self)
-                elif state == "failed":
-                    waiter.add_exception(self)
-                else:
-                    waiter.add_result(self)
-            watch.condition.notify_all()
+        if not watch.tell(self, state if state in ("cancelled", "failed") else "success"):
+            return
+        with watch.condition:  # a callback added from now on runs at once (``told``)
             callbacks, watch.callbacks = watch.callbacks, []
         if not callbacks:
             return
