@@ -21,9 +21,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..executors.base import INLINE, POOL, POOL_PROCESS, Executor, map_structure
+from ..pools._slimfuture import SlimFuture
 from ..runtime._taskcall import MappedTaskCall, TaskCall, call_in_task_body
 from ._runfuture import RunFuture, RunFutureHere, report_outcome, upstream_reason
-from .futures import TaskFuture, _Done, _is_done
+from .futures import TaskFuture
 from .tracking import Tracker
 
 if TYPE_CHECKING:
@@ -135,17 +136,22 @@ class InlineLane(Lane):
         thread._nbexec_sink = sink  # type: ignore[attr-defined]
         try:
             if deps:
-                args, kwargs = map_structure(_Done.result, (args, kwargs), _is_done)
-            efut = _Done(call_in_task_body(fn, args, kwargs), None)
+                args, kwargs = map_structure(SlimFuture.result, (args, kwargs), _is_inline_done)
+            efut = SlimFuture.finished(call_in_task_body(fn, args, kwargs))
         except Exception as exc:
-            efut = _Done(None, exc)
+            efut = SlimFuture.finished(None, exc)
         except BaseException:  # an interrupt: the task is over, not "running"
             tracker.finish(task_id, "cancelled", "interrupted")
             raise
         finally:
             thread._nbexec_sink = outer  # type: ignore[attr-defined]
-        report_outcome(tracker, task_id, deps, efut._exc)
+        report_outcome(tracker, task_id, deps, efut._exception)
         return TaskFuture(run, task_id, efut, deps)
+
+
+def _is_inline_done(x: Any) -> bool:
+    """An inline task's own future (finished when its call returned), not a pool's subclass."""
+    return type(x) is SlimFuture
 
 
 class PoolLane(Lane):

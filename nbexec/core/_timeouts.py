@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..executors._dask_stuck import note_stopped
 from ..executors.base import map_structure
+from ..pools._slimfuture import SlimFuture
 from ..runtime._taskcall import TaskCall
 from ._calls import wrapped
 from ._runfuture import report_outcome
-from .futures import _Done, _is_task_future
+from .futures import _is_task_future
 from .snapshot import TERMINAL
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ def _stop_attempt(entry: _Entry) -> None:
     if not last and _resubmit(run, future, attempt, error):
         return  # the next attempt's clock starts when it reports "running"
     efut = future._efut
-    future._efut = _Done(None, error)  # what result() and the run's failure give from now on
+    # What result() and the run's failure give from now on:
+    future._efut = SlimFuture.finished(None, error)
     report_outcome(run.tracker, future._id, future._deps, error)
     with _cond:
         _watched.pop(id(future), None)

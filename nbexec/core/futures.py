@@ -379,35 +379,3 @@ for _name in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow"
     setattr(TaskFuture, f"__r{_name}__", _binary(_op, True))
 for _prefix, _reflected in (("", False), ("r", True)):
     setattr(TaskFuture, f"__{_prefix}divmod__", _binary(divmod, _reflected))
-
-
-class _Done:
-    """An already finished future (LocalExecutor's work is done when submit returns)."""
-
-    __slots__ = ("_value", "_exc")
-    status = None
-
-    def __init__(self, value: Any, exc: BaseException | None):
-        self._value = value
-        self._exc = exc
-
-    def done(self) -> bool:
-        return True
-
-    def cancelled(self) -> bool:
-        return False
-
-    def result(self, timeout: float | None = None) -> Any:
-        if self._exc is not None:
-            raise self._exc
-        return self._value
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        return self._exc
-
-    def add_done_callback(self, fn: Callable) -> None:
-        fn(self)
-
-
-def _is_done(x: Any) -> bool:
-    return type(x) is _Done

@@ -17,7 +17,8 @@ import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..executors.base import map_structure
-from .futures import TaskFuture, _Done, _is_task_future
+from ..pools._slimfuture import SlimFuture
+from .futures import TaskFuture, _is_task_future
 
 if TYPE_CHECKING:
     from ..executors.base import Executor
@@ -194,7 +195,7 @@ def _light_copy(run: Run, specs: dict[int, tuple]) -> Run:
                 error = exc if f.state == "failed" else None
             if error is not None and not _drop_internal_locals(error):
                 _to_clear.append(error)  # frames still running (e.g. the run's __exit__): later
-            futures.append(TaskFuture(light, f._id, _Done(None, error), None))
+            futures.append(TaskFuture(light, f._id, SlimFuture.finished(None, error), None))
     light.futures = futures
     return light
 
