@@ -1,9 +1,10 @@
-"""LocalDaskExecutor: threads, processes or the calling thread, with the seed's interface.
+"""LocalDaskExecutor: threads, processes or the calling thread, with Prefect 1's executor interface.
 
 "threads" and "processes" run EAGERLY: ``submit`` dispatches at once (or as soon as the futures it
 depends on are done) to nbexec's own interruptible pools; no ``dask.delayed`` graph is built.
-"synchronous" is LAZY, as in the seed: work runs in the calling thread, in submission order, at
-``wait()`` or at a future's ``result()``. ``dask_get`` runs dask collections on the same pool.
+"synchronous" is LAZY: work runs in the calling thread, in submission order, at ``wait()`` or at a
+future's ``result()``. Its futures are ``LocalDaskFuture``s (``_local_dask_future``);
+``dask_get`` runs dask collections on the same pool (``_local_dask_get``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..pools._slimfuture import SlimFuture
 from ..pools._threadpool import InterruptiblePool, force_cancel
-from ..runtime._pickling import dumps
 from ..runtime._taskcall import call_in_task_body
+from ._local_dask_future import ATOMIC, LocalDaskFuture, find_own, is_future, result_of
+from ._local_dask_get import dask_get
 from .base import (
     FUTURES,
     POOL,
@@ -32,7 +33,6 @@ from .base import (
     NotStartedError,
     make_task_key,
     map_structure,
-    unique_token,
 )
 
 __all__ = ["LocalDaskExecutor", "LocalDaskFuture"]
@@ -47,76 +47,7 @@ _SCHEDULERS = {
     "single-threaded": "synchronous",
 }
 _MODES = {"threads": "threads", "processes": "processes", "synchronous": "sync"}
-_ATOMIC = frozenset({int, float, str, bytes, bool, type(None), complex})
-_CONTAINERS = (list, tuple, set, frozenset)
 _NOT_STARTED = "This executor has not been started; use `with executor.start():`"
-
-
-class LocalDaskFuture(Future):
-    """A ``concurrent.futures.Future`` of a LocalDaskExecutor task, with its ``key``."""
-
-    _done_callbacks: list[Callable[[Future], object]]  # Future's own list (not in its stubs)
-
-    def __init__(self, executor: LocalDaskExecutor, name: str, key: str | None) -> None:
-        super().__init__()
-        self._executor = executor
-        self._name = name
-        self._key = key
-
-    @property
-    def key(self) -> str:
-        """The task key: ``name-index-uuid`` / ``name-uuid`` from extra_context, else ``fn-uuid``."""
-        if self._key is None:
-            self._key = f"{self._name}-{unique_token()}"
-        return self._key
-
-    def __repr__(self) -> str:
-        return f"<LocalDaskFuture {self.key} {self._state.lower()}>"
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The task's value; in "synchronous" mode this runs queued work up to this task first."""
-        try:
-            if not self.done():
-                self._executor._drain(self)
-            return super().result(timeout)
-        except KeyboardInterrupt as exc:
-            self._executor._on_keyboard_interrupt(exc, self)
-            raise
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The task's exception (None if it succeeded); drains queued work like ``result``."""
-        try:
-            if not self.done():
-                self._executor._drain(self)
-            return super().exception(timeout)
-        except KeyboardInterrupt as exc:
-            self._executor._on_keyboard_interrupt(exc, self)
-            raise
-
-    def _invoke_callbacks(self) -> None:
-        # Drop callbacks once called: they hold dependents' arguments, which must not live as
-        # long as this future does.
-        callbacks, self._done_callbacks = self._done_callbacks, []
-        for callback in callbacks:
-            try:
-                callback(self)
-            except Exception:
-                self._executor.logger.exception("done callback of %s failed", self._key)
-
-
-def _find(obj: Any, out: list, executor: LocalDaskExecutor) -> None:
-    t = type(obj)
-    if t in _ATOMIC:
-        return
-    if isinstance(obj, LocalDaskFuture):
-        if obj._executor is executor:
-            out.append(obj)
-    elif isinstance(obj, _CONTAINERS):
-        for x in obj:
-            _find(x, out, executor)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            _find(x, out, executor)
 
 
 class LocalDaskExecutor(Executor):
@@ -152,7 +83,7 @@ class LocalDaskExecutor(Executor):
     def _init_runtime(self) -> None:
         self._pool: Any = None
         self._started = False
-        self._active: set[Future] = set()  # submitted and not done
+        self._active: set[LocalDaskFuture] = set()  # submitted and not done
         self._queue: deque = deque()  # "synchronous": (future, fn, args, kwargs, deps)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -230,7 +161,8 @@ class LocalDaskExecutor(Executor):
     def submit_future(
         self, fn: Callable, /, *args: Any, extra_context: dict | None = None, **kwargs: Any
     ) -> LocalDaskFuture:
-        """Same as ``submit``: a ``concurrent.futures.Future`` subclass with a ``key``."""
+        """Same as ``submit``: a ``SlimFuture`` with a ``key`` (the ``concurrent.futures.Future``
+        API; it works with ``concurrent.futures.wait`` and ``as_completed``)."""
         if not self._started:
             raise NotStartedError(_NOT_STARTED)
         name = getattr(fn, "__name__", None) or type(fn).__name__
@@ -239,10 +171,10 @@ class LocalDaskExecutor(Executor):
         )
         deps: list = []
         for a in args:
-            if type(a) not in _ATOMIC:
-                _find(a, deps, self)
+            if type(a) not in ATOMIC:
+                find_own(a, deps, self)
         if kwargs:
-            _find(kwargs, deps, self)
+            find_own(kwargs, deps, self)
         self._active.add(future)
         future.add_done_callback(self._active.discard)
         self._dispatch(future, fn, args, kwargs, deps)
@@ -285,13 +217,13 @@ class LocalDaskExecutor(Executor):
         else:
             self._pool.submit_to(future, fn, args, kwargs)
 
-    def _after(self, future: Future, fn: Callable, args: tuple, kwargs: dict, deps: list) -> None:
+    def _after(self, future: Any, fn: Callable, args: tuple, kwargs: dict, deps: list) -> None:
         """Dispatch once every dependency is done."""
         unique = list({id(d): d for d in deps}.values())
         count = [len(unique)]
         lock = self._lock
 
-        def on_done(_: Future) -> None:
+        def on_done(_: Any) -> None:
             with lock:
                 count[0] -= 1
                 if count[0]:
@@ -314,7 +246,7 @@ class LocalDaskExecutor(Executor):
         finally:
             local.queue = None
 
-    def _release(self, future: Future, fn: Callable, args: tuple, kwargs: dict, deps: list) -> None:
+    def _release(self, future: Any, fn: Callable, args: tuple, kwargs: dict, deps: list) -> None:
         if future.done():
             return
         for d in deps:
@@ -326,7 +258,7 @@ class LocalDaskExecutor(Executor):
                 if future.set_running_or_notify_cancel():
                     future.set_exception(exc)
                 return
-        args, kwargs = map_structure(_result, (args, kwargs), self._is_own)
+        args, kwargs = map_structure(result_of, (args, kwargs), self._is_own)
         if self._pool is None:
             self._run_here(future, fn, args, kwargs)
         else:
@@ -339,7 +271,7 @@ class LocalDaskExecutor(Executor):
 
     # --- synchronous -----------------------------------------------------------------------
 
-    def _drain(self, until: Future | None = None) -> None:
+    def _drain(self, until: Any = None) -> None:
         """Run queued "synchronous" work in this thread, in order, until ``until`` is done."""
         queue = self._queue
         if not queue:
@@ -356,7 +288,7 @@ class LocalDaskExecutor(Executor):
         """In "synchronous" mode: run queued work in this thread, in order, until ``future`` is done."""
         self._drain(future)
 
-    def _run_here(self, future: Future, fn: Callable, args: tuple, kwargs: dict) -> None:
+    def _run_here(self, future: Any, fn: Callable, args: tuple, kwargs: dict) -> None:
         if not future.set_running_or_notify_cancel():
             return
         try:
@@ -390,9 +322,9 @@ class LocalDaskExecutor(Executor):
             except KeyboardInterrupt as exc:
                 self._on_keyboard_interrupt(exc, None)
                 raise
-        return map_structure(_result, futures, _is_future)
+        return map_structure(result_of, futures, is_future)
 
-    def _on_keyboard_interrupt(self, exc: BaseException, future: Future | None) -> None:
+    def _on_keyboard_interrupt(self, exc: BaseException, future: SlimFuture | None) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # raised inside a task of ours, not by the user
         if (
@@ -408,7 +340,7 @@ class LocalDaskExecutor(Executor):
     def interrupt(self, futures: Iterable[Any]) -> None:
         """Pending futures never start; running ones are stopped (threads: an async exception that
         lands as soon as the task returns to Python; processes: the child is killed and replaced)."""
-        futures = [f for f in futures if isinstance(f, (Future, SlimFuture)) and not f.done()]
+        futures = [f for f in futures if is_future(f) and not f.done()]
         for f in futures:
             f.cancel()
         pool = self._pool
@@ -444,30 +376,4 @@ class LocalDaskExecutor(Executor):
         """
         if not self._started:
             raise NotStartedError(_NOT_STARTED)
-        import dask
-
-        with self._config():
-            try:
-                if self.scheduler == "threads":
-                    import dask.threaded
-
-                    return dask.threaded.get(dsk, keys, pool=self._pool, **kwargs)
-                if self.scheduler == "processes":
-                    import dask.multiprocessing
-
-                    # Tracebacks name the user's file and line.
-                    kwargs.setdefault("func_dumps", dumps)
-                    return dask.multiprocessing.get(dsk, keys, pool=self._pool, **kwargs)
-                return dask.get(dsk, keys, **kwargs)
-            except KeyboardInterrupt:
-                if self._pool is not None and threading.current_thread() is threading.main_thread():
-                    self._pool.interrupt_all()
-                raise
-
-
-def _result(future: Future) -> Any:
-    return future.result()
-
-
-def _is_future(x: Any) -> bool:
-    return isinstance(x, Future)
+        return dask_get(self.scheduler, self._pool, self._config(), dsk, keys, **kwargs)
