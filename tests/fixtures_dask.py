@@ -1,7 +1,7 @@
 """Real Dask schedulers and workers started from the command line, for tests (pytest plugin).
 
 The scheduler and workers run with a PYTHONPATH whose first entry holds a fake ``nbexec`` package
-and a fake ``_nbexec_remote`` module that raise ImportError, so anything nbexec ships to them must
+and a fake ``_nbexec_remote`` package that raise ImportError, so anything nbexec ships to them must
 travel by value (or be installed by ``DaskExecutor.start()``; the scheduler unpickles graphs too).
 """
 
@@ -50,7 +50,8 @@ class DaskCLICluster:
         (fake / "__init__.py").write_text(
             'raise ImportError("nbexec is not installed on workers")\n'
         )
-        (fake.parent / "_nbexec_remote.py").write_text(
+        (fake.parent / "_nbexec_remote").mkdir()
+        (fake.parent / "_nbexec_remote" / "__init__.py").write_text(
             'raise ImportError("nbexec is not installed on workers")\n'
         )
         self.worker_env = dict(os.environ, PYTHONPATH=str(root / "fakepath"))

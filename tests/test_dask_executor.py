@@ -430,62 +430,7 @@ def test_interrupt_on_created_cluster_stops_running_task(local_cluster_executor,
     assert e.wait(e.submit(inc, 1)) == 2
 
 
-# --- nbexec's task code: installed once per process, never shipped with a task --------------------
-
-
-def _task_code() -> tuple:
-    module = sys.modules.get("_nbexec_remote")
-    return (getattr(module, "__nbexec_digest__", None), getattr(module, "__spec__", "none"))
-
-
-def _nbexec_plugins(dask_scheduler) -> list:
-    return sorted(
-        n for n in [*dask_scheduler.worker_plugins, *dask_scheduler.plugins] if "nbexec" in n
-    )
-
-
-def test_task_code_is_installed_once_and_tasks_carry_only_their_data(ext, dask_cli_cluster):
-    from distributed.protocol.pickle import dumps
-
-    import _nbexec_remote as rt
-
-    digest = rt.__nbexec_digest__
-    client = ext.client
-    # Installed from source on the scheduler and every worker (none can import it: spec None).
-    seen = {**client.run(_task_code), "scheduler": client.run_on_scheduler(_task_code)}
-    assert len(seen) >= 3 and set(seen.values()) == {(digest, None)}, seen
-    # A task's payload: the wrappers by reference, the user's function by value, nothing else.
-    with nbexec.run(ext) as run:
-        payload = dumps(rt.ByValue(rt.TaskCall(inc, 7, run._emit, 2, 0.5)))
-        mapped = dumps(rt.MapCall("t" * 32, rt.MappedTaskCall(inc, run._emit)))
-    for data in (payload, mapped):
-        assert len(data) < 1500 and b"in_task_body" not in data and b"_buffer_event" not in data
-    # Starting again with the same code registers nothing new.
-    before = client.run_on_scheduler(_nbexec_plugins)
-    again = DaskExecutor(address=dask_cli_cluster.address)
-    with again.start():
-        assert again.wait(again.submit(inc, 1)) == 2
-    assert client.run_on_scheduler(_nbexec_plugins) == before and len(before) == 2
-
-
-def test_a_worker_that_joins_later_gets_the_task_code(ext, dask_cli_cluster):
-    import _nbexec_remote as rt
-
-    proc = dask_cli_cluster.start_worker("--resources", "LATE=1", nthreads=1)
-    try:
-        late = nbexec.task(worker_address, name="late", tags=["dask-resource:LATE=1"])
-        late_inc = nbexec.task(inc, name="late_inc", tags=["dask-resource:LATE=1"])
-        with nbexec.run(ext) as run:
-            where = late()
-            values = nbexec.map(late_inc, range(5))
-        assert run.summary() == {"late": {"success": 1}, "late_inc": {"success": 5}}
-        assert [v.result() for v in values] == [1, 2, 3, 4, 5]
-        address = where.result()
-        assert ext.client.run(_task_code, workers=[address]) == {
-            address: (rt.__nbexec_digest__, None)
-        }
-    finally:
-        dask_cli_cluster.kill_worker(proc)
+# --- tracebacks ---------------------------------------------------------------------------------
 
 
 def fails_here(x):

@@ -28,7 +28,7 @@ INTERNAL_PARTS = (
     _PACKAGE_DIR,
     *(os.path.join("site-packages", name, "") for name in ("dask", "distributed", "tornado")),
     os.path.join("concurrent", "futures", ""),
-    "_nbexec_remote.py",  # the task wrappers, also where nbexec is not installed
+    os.path.join("_nbexec_remote", ""),  # the task wrappers, also where nbexec is not installed
 )
 
 #: Labels for the file names of code a front end compiled (e.g. "Cell In[3]" for a notebook

@@ -152,7 +152,7 @@ def _call_stack(executor: Any, key: str) -> tuple[str | None, list[str]]:
     return worker, [f.replace("\n\t", "\n    ") for f in kept[-FRAMES:]]
 
 
-_MACHINERY = ("/distributed/", "/dask/", "/threading.py", "_nbexec_remote", "/nbexec/runtime/")
+_MACHINERY = ("/distributed/", "/dask/", "/threading.py", "/_nbexec_remote/", "/nbexec/runtime/")
 
 
 def _machinery(frame: str) -> bool:

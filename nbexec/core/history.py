@@ -201,6 +201,8 @@ def _light_copy(run: Run, specs: dict[int, tuple]) -> Run:
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Part of the file names of the task wrappers' frames (``_nbexec_remote``'s modules).
+_REMOTE_PART = os.path.join("_nbexec_remote", "")
 
 
 def _drop_internal_locals(error: BaseException) -> bool:
@@ -215,7 +217,7 @@ def _drop_internal_locals(error: BaseException) -> bool:
         while frame is not None and id(frame) not in seen:
             seen.add(id(frame))
             name = frame.f_code.co_filename
-            if name.startswith(_PACKAGE_DIR) or name.endswith("_nbexec_remote.py"):
+            if name.startswith(_PACKAGE_DIR) or _REMOTE_PART in name:
                 try:
                     frame.clear()
                 except RuntimeError:  # still executing

@@ -1,11 +1,12 @@
 """Code that reaches Dask schedulers and workers by value (cloudpickle), so they need nothing of nbexec.
 
-What runs inside every task lives in the top-level module ``_nbexec_remote`` and pickles by
+What runs inside every task lives in the top-level package ``_nbexec_remote`` and pickles by
 reference; this module installs it ONCE per scheduler and worker process: ``DaskExecutor.start()``
-registers ``InstallScheduler`` and ``InstallWorker`` (by-value plugins carrying the module's
-source; workers that join later run the worker plugin before their first task). A process that
-can import the very same file imports it; any other gets the source exec'd into
-``sys.modules["_nbexec_remote"]`` under the client's file name, so tracebacks name it.
+registers ``InstallScheduler`` and ``InstallWorker`` (by-value plugins carrying the sources of all
+the package's modules and one digest of them; workers that join later run the worker plugin before
+their first task). A process that can import the very same files imports them; any other gets the
+package built from the sources into ``sys.modules`` under the client's file names, so tracebacks
+name them.
 
 This module imports only the standard library and distributed. It is also a worker preload file
 (``dask_setup``) for clusters nbexec creates: worker processes ignore SIGINT, because Jupyter's
@@ -16,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.abc
 import importlib.util
 import multiprocessing
+import os
+import pkgutil
 import signal
 import sys
 import threading
@@ -26,7 +30,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
-MODULE = "_nbexec_remote"
+PACKAGE = "_nbexec_remote"
 
 
 def dask_setup(worker: Any) -> None:
@@ -53,78 +57,134 @@ def _find_spec(name: str) -> Any:
     return None
 
 
-def _digest_of_file(path: str | None) -> str | None:
-    if not path:
+def package_sources(spec: Any) -> dict[str, tuple[str, bytes]] | None:
+    """``{module name: (file name, source)}`` of the package ``spec`` describes: its
+    ``__init__`` and each module beside it (files or zip members); None if one cannot be read."""
+    loader: Any = getattr(spec, "loader", None)
+    locations = getattr(spec, "submodule_search_locations", None)
+    origin = getattr(spec, "origin", None)
+    if not locations or not origin or not hasattr(loader, "get_data"):
         return None
+    folder = os.path.dirname(origin)
     try:
-        with open(path, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+        sources = {spec.name: (origin, loader.get_data(origin))}
+        for info in pkgutil.iter_modules(list(locations)):
+            if info.ispkg:
+                return None  # only flat packages ship
+            filename = os.path.join(folder, info.name + ".py")
+            sources[f"{spec.name}.{info.name}"] = (filename, loader.get_data(filename))
     except OSError:
         return None
+    return sources
 
 
-# The module attribute holding the sha256 of the source a module was built from.
+def digest_of(sources: dict[str, tuple[str, bytes]]) -> str:
+    """The sha256 of a package's module names and sources (not their file names)."""
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        source = sources[name][1]
+        digest.update(f"{name}\0{len(source)}\0".encode())
+        digest.update(source)
+    return digest.hexdigest()
+
+
+# The package attribute holding the digest of the sources it was built from.
 DIGEST_ATTR = "__nbexec_digest__"
 
 
-def install_module(name: str, source: bytes, filename: str, digest: str) -> str:
-    """Make ``sys.modules[name]`` the module built from ``source`` (sha256 ``digest``) in this process.
+class _Sources(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """A finder and loader (first on ``sys.meta_path`` while ``install_package`` runs) that builds
+    a package's modules from their sources, compiled under the client's file names."""
 
-    Returns "present" (already there), "imported" (this process's own file is identical) or
-    "installed" (``source`` exec'd; it replaces a different version if one was loaded).
+    def __init__(self, package: str, sources: dict[str, tuple[str, bytes]]) -> None:
+        self.package = package
+        self.sources = sources
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in self.sources:
+            return None
+        return importlib.util.spec_from_loader(
+            name, self, origin=self.sources[name][0], is_package=name == self.package
+        )
+
+    def create_module(self, spec: Any) -> None:
+        return None  # the default module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        filename, source = self.sources[module.__name__]
+        module.__file__ = filename
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+
+    def get_source(self, name: str) -> str:  # for linecache (stack traces of running tasks)
+        return self.sources[name][1].decode("utf-8")
+
+
+def _loaded(package: str) -> dict[str, types.ModuleType]:
+    return {k: m for k, m in sys.modules.items() if k == package or k.startswith(package + ".")}
+
+
+def install_package(package: str, sources: dict[str, tuple[str, bytes]], digest: str) -> str:
+    """Make ``sys.modules`` hold ``package`` and its modules built from ``sources`` (``digest``).
+
+    Returns "present" (already there), "imported" (this process's own files are identical) or
+    "installed" (built from ``sources``, replacing a different version if one was loaded).
     """
-    module = sys.modules.get(name)
+    module = sys.modules.get(package)
     if module is not None:
         if getattr(module, DIGEST_ATTR, None) == digest:
             return "present"
-        if _digest_of_file(getattr(module, "__file__", None)) == digest:
+        local = package_sources(getattr(module, "__spec__", None))
+        if local is not None and digest_of(local) == digest:
             setattr(module, DIGEST_ATTR, digest)
             return "present"
     else:
-        spec = _find_spec(name)
-        if spec is not None and _digest_of_file(spec.origin) == digest:
-            module = importlib.import_module(name)
+        local = package_sources(_find_spec(package))
+        if local is not None and digest_of(local) == digest:
+            module = importlib.import_module(package)
             setattr(module, DIGEST_ATTR, digest)
             return "imported"
-    module = types.ModuleType(name)
-    module.__file__ = filename
-    code = compile(source, filename, "exec", dont_inherit=True)
-    previous = sys.modules.get(name)
-    sys.modules[name] = module
+    previous = _loaded(package)
+    for name in previous:
+        del sys.modules[name]
+    finder = _Sources(package, sources)
+    sys.meta_path.insert(0, finder)
     try:
-        exec(code, module.__dict__)
+        module = importlib.import_module(package)
+        for name in sources:
+            importlib.import_module(name)
     except BaseException:
-        if previous is None:
-            sys.modules.pop(name, None)
-        else:
-            sys.modules[name] = previous
+        for name in _loaded(package):
+            del sys.modules[name]
+        sys.modules.update(previous)
         raise
+    finally:
+        sys.meta_path.remove(finder)
     setattr(module, DIGEST_ATTR, digest)
     return "installed"
 
 
 class InstallWorker(WorkerPlugin):
-    """Worker plugin: ``install_module`` at setup (on every worker, present and future)."""
+    """Worker plugin: ``install_package`` at setup (on every worker, present and future)."""
 
     idempotent = True
 
-    def __init__(self, name: str, source: bytes, filename: str, digest: str):
-        self.args = (name, source, filename, digest)
+    def __init__(self, package: str, sources: dict[str, tuple[str, bytes]], digest: str):
+        self.args = (package, sources, digest)
 
     def setup(self, worker: Any) -> None:
-        install_module(*self.args)
+        install_package(*self.args)
 
 
 class InstallScheduler(SchedulerPlugin):
-    """Scheduler plugin: ``install_module`` at start (the scheduler unpickles submitted graphs)."""
+    """Scheduler plugin: ``install_package`` at start (the scheduler unpickles submitted graphs)."""
 
     idempotent = True
 
-    def __init__(self, name: str, source: bytes, filename: str, digest: str):
-        self.args = (name, source, filename, digest)
+    def __init__(self, package: str, sources: dict[str, tuple[str, bytes]], digest: str):
+        self.args = (package, sources, digest)
 
     async def start(self, scheduler: Any) -> None:  # the scheduler awaits it
-        install_module(*self.args)
+        install_package(*self.args)
 
 
 def worker_has_nbexec(dask_worker: Any = None) -> bool:
@@ -139,7 +199,7 @@ def worker_has_nbexec(dask_worker: Any = None) -> bool:
         pass
     else:
         return True
-    spec = _find_spec(MODULE)
+    spec = _find_spec(PACKAGE)
     if spec is None or spec.loader is None:
         return False
     try:

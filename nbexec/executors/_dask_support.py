@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from typing import Any
@@ -64,40 +63,39 @@ def _check_mapping(name: str, value: Any) -> dict | None:
     return dict(value)
 
 
-_REMOTE_SOURCE: tuple[bytes, str, str] | None = None
+_REMOTE_SOURCES: tuple[dict[str, tuple[str, bytes]], str] | None = None
 
 
-def _remote_source() -> tuple[bytes, str, str]:
-    """``_nbexec_remote``'s source, file name and sha256 (read once per process)."""
-    global _REMOTE_SOURCE
-    if _REMOTE_SOURCE is None:
-        filename = rt.__file__
-        loader = rt.__spec__.loader if rt.__spec__ is not None else None
-        if loader is None or not hasattr(loader, "get_data"):
-            raise RuntimeError(f"cannot read {filename}: its loader {loader!r} has no get_data")
-        source = loader.get_data(filename)  # a file, or a zip/wheel member
-        digest = hashlib.sha256(source).hexdigest()
+def _remote_sources() -> tuple[dict[str, tuple[str, bytes]], str]:
+    """The ``_nbexec_remote`` package's ``{module name: (file name, source)}`` and their digest
+    (read once per process)."""
+    global _REMOTE_SOURCES
+    if _REMOTE_SOURCES is None:
+        sources = remote.package_sources(rt.__spec__)
+        if sources is None:
+            raise RuntimeError(f"cannot read the sources of {rt.__name__} in {rt.__path__}")
+        digest = remote.digest_of(sources)
         # An in-process scheduler or worker finds it present.
         setattr(rt, remote.DIGEST_ATTR, digest)
-        _REMOTE_SOURCE = (source, filename, digest)
-    return _REMOTE_SOURCE
+        _REMOTE_SOURCES = (sources, digest)
+    return _REMOTE_SOURCES
 
 
 def _install_remote_module(client: distributed.Client) -> None:
     """Install ``_nbexec_remote`` on the scheduler and every worker, present and future, once.
 
-    Idempotent plugins named by the source's digest: a later ``start()`` with the same code costs
+    Idempotent plugins named by the sources' digest: a later ``start()`` with the same code costs
     two scheduler round trips and no worker work.
     """
-    source, filename, digest = _remote_source()
+    sources, digest = _remote_sources()
     name = f"nbexec-remote-{digest[:16]}"
-    args = (remote.MODULE, source, filename, digest)
+    args = (remote.PACKAGE, sources, digest)
     try:
         client.register_plugin(remote.InstallScheduler(*args), name=name)
         client.register_plugin(remote.InstallWorker(*args), name=name)
     except Exception as exc:
         raise RuntimeError(
-            f"could not install nbexec's task code ({remote.MODULE}) on the Dask cluster: "
+            f"could not install nbexec's task code ({remote.PACKAGE}) on the Dask cluster: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
 

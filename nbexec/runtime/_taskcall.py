@@ -1,25 +1,27 @@
 """The wrapper every run task executes, wherever it runs: re-exported from ``_nbexec_remote``.
 
-The code lives in the top-level module ``_nbexec_remote`` (shipped with nbexec), so tasks pickle
+The code lives in the top-level package ``_nbexec_remote`` (shipped with nbexec), so tasks pickle
 it by reference and carry only their own data; Dask schedulers and workers without nbexec get
-that module installed once by ``DaskExecutor.start()``.
+that package installed once by ``DaskExecutor.start()``.
 """
 
 from __future__ import annotations
 
 try:
     import _nbexec_remote
-except ImportError:  # an editable install made before the module existed: load it by path
+except ImportError:  # an editable install made before the package existed: load it by path
     import importlib.util
     import os
     import sys
 
     _path = os.path.join(
         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        "_nbexec_remote.py",
+        "_nbexec_remote",
     )
-    _spec = importlib.util.spec_from_file_location("_nbexec_remote", _path)
-    if _spec is None or _spec.loader is None or not os.path.exists(_path):
+    _spec = importlib.util.spec_from_file_location(
+        "_nbexec_remote", os.path.join(_path, "__init__.py"), submodule_search_locations=[_path]
+    )
+    if _spec is None or _spec.loader is None or not os.path.isdir(_path):
         raise
     _nbexec_remote = importlib.util.module_from_spec(_spec)
     sys.modules["_nbexec_remote"] = _nbexec_remote
