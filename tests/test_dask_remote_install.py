@@ -39,7 +39,7 @@ def _task_code() -> tuple:
     return (
         getattr(modules.get(PACKAGE), "__nbexec_digest__", None),
         sorted(modules),
-        any(getattr(m.__spec__, "has_location", True) for m in modules.values()),
+        any(getattr(m.__spec__, "has_location", False) for m in modules.values()),
     )
 
 
@@ -104,6 +104,17 @@ def test_a_process_without_nbexec_gets_every_module_from_one_install(tmp_path):
     assert lines[0] == "hello from the task"
     assert files == {name: filename for name, (filename, _) in sources.items()}
     assert len(files) > 1 and not has_nbexec
+
+
+def test_the_task_code_imports_only_the_standard_library():
+    """What process-pool children and workers without nbexec import: no distributed, no nbexec."""
+    code = (
+        "import sys; before = set(sys.modules); import _nbexec_remote; "
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before}"
+        " - set(sys.stdlib_module_names)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == repr([PACKAGE]), done.stderr
 
 
 # --- CLI scheduler and workers without nbexec ---------------------------------------------------
