@@ -15,7 +15,6 @@ too, followed on the scheduler until their futures end.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -62,11 +61,7 @@ class CountedGet:
         """Count the graphs the run's code gives the executor's client itself, until the
         returned function is called (then rows still open end as interrupted)."""
         executor = self._run.executor
-        stop = executor.count_client_calls(self._client_graph) if executor.started else None
-        if stop is None and "distributed" in sys.modules:  # the user's Client, whatever runs
-            from ..executors._dask_collections import count_default_client_calls
-
-            stop = count_default_client_calls(self._client_graph)
+        stop = executor.count_client_calls(self._client_graph)
 
         def detach() -> None:
             if stop is not None:

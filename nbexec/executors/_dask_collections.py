@@ -59,12 +59,15 @@ class DaskCollections:
         finally:
             OWN.on = False
 
-    def count_client_calls(self, listener: Callable[..., None]) -> Callable[[], None]:
+    def count_client_calls(self, listener: Callable[..., None]) -> Callable[[], None] | None:
         """Until the returned function is called, ``listener(self, expr, keys, futures)`` gets each
         graph this executor's client is given by other code than nbexec's: the cell's
         ``client.submit``, ``map``, ``compute``, ``persist``, ``get``. Calls from this thread go
-        to this listener; calls from other threads to the listener registered last."""
-        return _ClientCalls.on(self._require_client()).listen(self, listener)
+        to this listener; calls from other threads to the listener registered last. Not started:
+        dask's default Client's (``count_default_client_calls``)."""
+        if self.client is None:
+            return count_default_client_calls(listener)
+        return _ClientCalls.on(self.client).listen(self, listener)
 
     def dask_task_states(self, keys: list) -> dict:
         """The scheduler's state of each of ``keys`` it still knows ("erred" only where the error

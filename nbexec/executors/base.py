@@ -38,7 +38,7 @@ only Prefect 1's interface works (its calls run through ``submit`` and ``wait``)
   (dask's scheduler ``get`` protocol; default: dask's synchronous scheduler in this thread);
   ``dask_keeps_results`` says it returns futures whose data stays where the executor runs
   (default False); ``count_client_calls(listener)`` reports graphs that code gives the
-  executor's own Dask client (default: it has none, returns None); ``dask_client`` is that
+  executor's own Dask client (default: dask's default Client, the user's, if any); ``dask_client`` is that
   client (default None), ``dask_task_states(keys)`` asks its scheduler, ``user_client`` says the user made it, ``as_dask_default()`` makes the
   executor dask's default scheduler for plain cells (default: a no-op).
 - ``task_key(future)`` names a future as its scheduler shows it (default: its ``key``);
@@ -50,6 +50,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import sys
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -282,8 +283,13 @@ class Executor:
 
     def count_client_calls(self, listener: Callable[..., None]) -> Callable[[], None] | None:
         """Report the graphs that code gives this executor's own Dask client to ``listener``
-        until the returned function is called; None when it has no client (the default)."""
-        return None
+        until the returned function is called. The default reports those given to dask's
+        default Client (the user's ``Client()``), if there is one; else it returns None."""
+        if "distributed" not in sys.modules:
+            return None
+        from ._dask_collections import count_default_client_calls
+
+        return count_default_client_calls(listener)
 
     def run_until(self, future: Any) -> None:
         """A lazy executor runs its queued work in this thread until ``future`` (one of its
