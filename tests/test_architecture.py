@@ -66,8 +66,8 @@ def test_not_started_is_a_runtime_error_and_still_prefects_value_error(mode):
 def _executor_uses(path: Path) -> list[str]:
     """What ``path`` asks of executors other than the declared contract: attributes of an
     ``executor`` (``executor.x``, ``run.executor.x``) that ``Executor`` does not declare, and
-    ``getattr``/``hasattr`` probes of an executor, or of its futures' identity (``client``,
-    ``key``: what kind of executor made them)."""
+    ``getattr``/``hasattr`` probes of an executor or of its futures (``client``, ``key``,
+    ``status``: what kind of executor made them), and imports of the Dask executor's modules."""
     declared = set(dir(Executor))
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
@@ -81,15 +81,16 @@ def _executor_uses(path: Path) -> list[str]:
             "hasattr",
         ):
             target = ast.unparse(node.args[0])
-            probe = ast.unparse(node.args[1]).strip("'\"")
-            if target.endswith("executor") or ("efut" in target and probe in ("client", "key")):
+            if target.endswith("executor") or "efut" in target:
                 found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.ImportFrom) and "executors._dask" in (node.module or ""):
+            found.append(f"{path.name}:{node.lineno}: import from {node.module}")
     return found
 
 
 def test_the_run_layer_and_the_session_use_executors_only_through_the_declared_contract():
-    # Probing an executor for a ``client`` or its futures for a ``key`` is how special cases
-    # creep back in; each of these is a hook of ``Executor`` with a default instead.
+    # Probing an executor for a ``client`` or its futures for a ``key`` or ``status`` is how
+    # special cases creep back in; each of these is a hook of ``Executor`` with a default instead.
     paths = [*sorted((_PACKAGE / "core").glob("*.py")), _PACKAGE / "session.py"]
     found = [use for path in paths for use in _executor_uses(path)]
     assert found == [], found

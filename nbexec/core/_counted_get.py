@@ -228,9 +228,10 @@ class _Rows:
         then, self.then = self.then, None
         if then is not None:
             then(self)
+        status = executor.future_status
         if error is None:
-            error = next((f.exception() for f in futures if f.status == "error"), None)
-        if error is None and any(f.status == "cancelled" for f in futures):
+            error = next((f.exception() for f in futures if status(f) == "error"), None)
+        if error is None and any(status(f) == "cancelled" for f in futures):
             states = executor.dask_task_states(list(watch.open))  # e.g. released by the user
             for key in list(watch.open):
                 if states.get(key) == "memory":

@@ -261,7 +261,8 @@ def record_outcome(tracker: Tracker, future: TaskFuture, efut: Any) -> None:
         if efut.cancelled():
             tracker.finish(future._id, "cancelled", upstream_reason(future._deps) or "cancelled")
             return
-        if getattr(efut, "status", None) == "finished":  # distributed: no exception to fetch
+        status = future._run.executor.future_status(efut)  # no round trip for what it knows
+        if status == "finished":
             tracker.finish(future._id, "success")
             return
         exc = efut.exception()

@@ -30,7 +30,7 @@ __all__ = ["RunFuture", "RunFutureHere", "report_outcome", "upstream_reason"]
 def upstream_reason(deps: Any) -> str | None:
     """Why a task whose dependencies are ``deps`` (TaskFutures) did not run, if one failed."""
     for upstream in deps or ():
-        if upstream.state in ("failed", "cancelled") or _future_failed(upstream._efut):
+        if upstream.state in ("failed", "cancelled") or _future_failed(upstream):
             return f"upstream task {upstream.name!r} failed"
     return None
 

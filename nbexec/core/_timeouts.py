@@ -18,7 +18,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..executors._dask_stuck import note_stopped
 from ..executors.base import map_structure
 from ..pools._slimfuture import SlimFuture
 from ..runtime._taskcall import TaskCall
@@ -126,7 +125,7 @@ def _note_timed_out(run: Run, efut: Any) -> None:
     """The executor's busy report counts the key as timed out (not interrupted)."""
     key = run.executor.task_key(efut)
     if key is not None:
-        note_stopped(run.executor, [str(key)], "timed out")
+        run.executor.note_stop_reason([str(key)], "timed out")
 
 
 def _message(run: Run, future: TaskFuture, attempt: int, attempts: int, timeout: float) -> str:

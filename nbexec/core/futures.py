@@ -38,13 +38,9 @@ def _is_task_future(x: Any) -> bool:
     return isinstance(x, TaskFuture)
 
 
-def _future_failed(efut: Any) -> bool:
-    status = getattr(efut, "status", None)
-    if isinstance(status, str):  # distributed.Future
-        return status in ("error", "cancelled", "lost")
-    if not efut.done():
-        return False
-    return efut.cancelled() or efut.exception() is not None
+def _future_failed(future: TaskFuture) -> bool:
+    """Whether ``future``'s executor future failed or was cancelled (its report may trail)."""
+    return future._run.executor.future_status(future._efut) in ("error", "cancelled")
 
 
 def _user_traceback(exc: BaseException) -> BaseException:
@@ -155,7 +151,7 @@ class TaskFuture(StdFutureContract):
                     "switched since; use the value in the cell that ran the task (names bound "
                     "there hold their results) or run the task again"
                 ) from None
-            if getattr(self._efut, "status", None) == "finished" and not isinstance(
+            if run.executor.future_status(self._efut) == "finished" and not isinstance(
                 exc, TimeoutError
             ):  # the task succeeded where it ran, but its value cannot come back (e.g. unpicklable)
                 raise TaskFailed(self.name, self.key, exc) from exc
@@ -231,7 +227,7 @@ class TaskFuture(StdFutureContract):
                 found = dep._failed_upstream()
                 if found is not None:
                     return found
-            elif state == "failed" or _future_failed(dep._efut):  # (Dask's report may trail)
+            elif state == "failed" or _future_failed(dep):  # (Dask's report may trail)
                 return dep
         return None
 
@@ -331,7 +327,7 @@ class TaskFuture(StdFutureContract):
         import asyncio
 
         efut = self._efut
-        if self._value is _NO_VALUE and not self._run._lazy and hasattr(efut, "add_done_callback"):
+        if self._value is _NO_VALUE and not self._run._lazy:
             if not efut.done():
                 loop = asyncio.get_running_loop()
                 waiter = loop.create_future()

@@ -12,6 +12,8 @@ from typing import Any
 import dask
 import distributed
 
+from ..pools._stdwait import std_future_status
+
 #: ``OWN.on`` is True while nbexec itself submits to a client in this thread (not counted again).
 OWN = threading.local()
 _logger = logging.getLogger(__name__)
@@ -33,6 +35,13 @@ class DaskCollections:
     def dask_client(self) -> distributed.Client | None:
         """The client this executor runs on while started (else None)."""
         return self.client
+
+    def future_status(self, future: Any) -> str:
+        """A distributed future's own status ("lost" counts as "error"); others as any future's."""
+        if isinstance(future, distributed.Future):
+            status = future.status
+            return "error" if status in (None, "lost") else status
+        return std_future_status(future)
 
     def call_stack(self, key: str, timeout: float) -> tuple[str | None, list[str]]:
         """``(worker, frames)`` of the thread running ``key``, from the scheduler's

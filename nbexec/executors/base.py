@@ -33,6 +33,9 @@ only Prefect 1's interface works (its calls run through ``submit`` and ``wait``)
 - ``watch_workers(callback)`` reports workers coming and going (default: none to watch).
 - ``interrupt(futures)`` stops work after a KeyboardInterrupt: pending work never starts; running
   work is stopped where this executor owns the workers and released otherwise.
+- ``future_status(future)`` says how a future ended without waiting (default: the
+  ``concurrent.futures`` API); ``note_stop_reason(keys, why)`` says why ``interrupt`` will stop
+  tasks (default: no record).
 - ``describe()`` says what the executor runs on, for status lines.
 - Dask collections computed inside a run: ``dask_get(dsk, keys, **kwargs)`` runs their graph
   (dask's scheduler ``get`` protocol; default: dask's synchronous scheduler in this thread);
@@ -59,6 +62,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..pools._stdwait import std_future_status
 from ._structure import iter_leaves, map_structure
 
 __all__ = [
@@ -370,6 +374,16 @@ class Executor:
             cancel = getattr(f, "cancel", None)
             if cancel is not None:
                 cancel()
+
+    def future_status(self, future: Any) -> str:
+        """What became of ``future`` (one of this executor's), as known here without waiting or
+        fetching its result: "pending", "finished", "error" or "cancelled". The default asks the
+        ``concurrent.futures`` API."""
+        return std_future_status(future)
+
+    def note_stop_reason(self, keys: list[str], why: str) -> None:
+        """Record why the tasks ``keys`` are about to be stopped (e.g. "timed out"), before
+        ``interrupt``, for the executor's own status. The default keeps no record."""
 
     def describe(self) -> ExecutorInfo:
         """What this executor runs on."""

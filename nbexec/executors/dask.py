@@ -32,7 +32,7 @@ from ._dask_args import check_arguments, scheduler_address, usable_client
 from ._dask_collections import OWN, DaskCollections
 from ._dask_done import DoneWatch
 from ._dask_events import ClusterEvents
-from ._dask_stuck import free_stuck_workers
+from ._dask_stuck import free_stuck_workers, note_stopped
 from ._dask_support import (
     _install_remote_module,
     _qualname,
@@ -357,6 +357,10 @@ class DaskExecutor(ClusterEvents, DaskCollections, Executor):
         return self._require_client().gather(futures)
 
     # --- nbexec extensions --------------------------------------------------------------------
+
+    def note_stop_reason(self, keys: list[str], why: str) -> None:
+        """Why ``keys`` are stopped, for the busy report of ``%executor status``."""
+        note_stopped(self, keys, why)
 
     def interrupt(self, futures: Iterable[Any]) -> None:
         """Cancel ``futures``; on a cluster nbexec created also stop the running ones."""

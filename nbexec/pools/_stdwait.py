@@ -5,6 +5,7 @@ someone waits (``StdWatch``), and the waiters told of the end exactly once.
 ``wait`` and ``as_completed`` hold every future's ``_condition`` while they read ``_state`` and
 install their waiter, so a future reports itself done to them only once its waiters have been
 told (``StdWatch.told``); until then it reads as running and the waiter it gets is told later.
+``std_future_status`` reads how such a future ended without waiting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any
 
-__all__ = ["StdWatch", "CANCELLED_AND_NOTIFIED", "FINISHED", "PENDING", "RUNNING"]
+__all__ = ["StdWatch", "std_future_status", "CANCELLED_AND_NOTIFIED", "FINISHED", "PENDING", "RUNNING"]
 
 
 class StdWatch:
@@ -42,3 +43,12 @@ class StdWatch:
                     waiter.add_result(future)
             self.condition.notify_all()
         return True
+
+
+def std_future_status(future: Any) -> str:
+    """``Executor.future_status`` of a future with the ``concurrent.futures.Future`` API."""
+    if not future.done():
+        return "pending"
+    if future.cancelled():
+        return "cancelled"
+    return "finished" if future.exception(timeout=0) is None else "error"
