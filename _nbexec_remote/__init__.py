@@ -27,7 +27,7 @@ reinstall on a long-lived worker) then still share it.
 """
 
 from ._byvalue import ByValue, MapCall
-from ._context import call_in_task_body, in_task_body, where_of
+from ._context import call_in_task_body, enter_task_thread, in_task_body, where_of
 from ._events import FLUSH_DELAY, Emitter
 from ._exits import TaskExit, TaskInterrupted, TaskNotStarted, TaskTimeout, contain
 from ._output import (
@@ -40,13 +40,16 @@ from ._output import (
     call_quietly,
     install_output_tee,
     keep_tail,
+    output_sink,
+    set_output_sink,
 )
 from ._stopping import interrupt_keys, release_threads, run_task, still_running, stop_token
 from ._taskcall import AsyncCall, MappedTaskCall, TaskCall
 from ._timeouts import call_with_timeout, call_with_timeout_of
 
 __all__ = [
-    "in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall", "AsyncCall",
+    "in_task_body", "call_in_task_body", "enter_task_thread", "where_of", "output_sink",
+    "set_output_sink", "TaskCall", "MappedTaskCall", "AsyncCall",
     "TaskExit", "TaskInterrupted", "TaskTimeout", "TaskNotStarted", "contain",
     "OutputBuffer", "LiveOutput", "OutputTee", "PART_DELAY", "MAX_OUTPUT", "STREAM_ATTR",
     "install_output_tee", "call_quietly", "keep_tail", "call_with_timeout", "call_with_timeout_of",

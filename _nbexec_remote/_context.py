@@ -15,6 +15,19 @@ from ._exits import contain
 # the last one (only a last attempt may be failed at once by the timeout).
 _DEPTH_ATTR = "_nbexec_depth"
 _FINAL_ATTR = "_nbexec_final_attempt"
+# What fails the thread's task at once when its last attempt runs past its timeout (its pool's).
+_ON_TIMEOUT_ATTR = "_nbexec_on_timeout"
+
+
+def enter_task_thread(
+    thread: threading.Thread, on_timeout: Callable[[BaseException], None] | None = None
+) -> None:
+    """``thread`` runs only task bodies from now on (a pool's worker, a process-pool child's main
+    thread): ``in_task_body`` is true there. ``on_timeout(error)``, if given, fails its task at
+    once when the task's last attempt runs past its timeout (the thread may be blocked in C)."""
+    setattr(thread, _DEPTH_ATTR, 1)
+    if on_timeout is not None:
+        setattr(thread, _ON_TIMEOUT_ATTR, on_timeout)
 
 
 def in_task_body() -> bool:

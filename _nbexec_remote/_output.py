@@ -17,6 +17,16 @@ _SINK_ATTR = "_nbexec_sink"
 MAX_OUTPUT = 100_000
 
 
+def output_sink(thread: threading.Thread) -> Any:
+    """Where what ``thread``'s task prints goes (an object with ``write_output(text)``), or None."""
+    return getattr(thread, _SINK_ATTR, None)
+
+
+def set_output_sink(thread: threading.Thread, sink: Any) -> None:
+    """Send what ``thread``'s task prints to ``sink`` (``write_output(text)``); None: nowhere."""
+    setattr(thread, _SINK_ATTR, sink)
+
+
 class OutputBuffer:
     """Collects what one task prints (the last ``MAX_OUTPUT`` characters)."""
 

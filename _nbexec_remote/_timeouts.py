@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._context import _FINAL_ATTR
+from ._context import _FINAL_ATTR, _ON_TIMEOUT_ATTR
 from ._exits import TaskTimeout
 from ._output import _SINK_ATTR, OutputBuffer
 
@@ -113,9 +113,9 @@ _WATCHDOG_LOCK = threading.Lock()
 
 
 def _on_timeout(thread: threading.Thread, timeout: float) -> None:
-    """A thread's pool may fail its task at once (``_nbexec_on_timeout``: the thread may be
+    """A thread's pool may fail its task at once (``enter_task_thread``'s hook: the thread may be
     blocked in C, where the exception waits until the call returns); not while retries remain."""
-    hook = getattr(thread, "_nbexec_on_timeout", None)
+    hook = getattr(thread, _ON_TIMEOUT_ATTR, None)
     if hook is None or not getattr(thread, _FINAL_ATTR, True):
         return
     error = TimeoutError(f"the task ran longer than its timeout of {timeout:g} s")

@@ -94,3 +94,17 @@ def test_the_run_layer_and_the_session_use_executors_only_through_the_declared_c
     paths = [*sorted((_PACKAGE / "core").glob("*.py")), _PACKAGE / "session.py"]
     found = [use for path in paths for use in _executor_uses(path)]
     assert found == [], found
+
+
+def test_only_the_task_runtime_names_its_per_thread_state():
+    # pools and runs mark their threads through _nbexec_remote's functions (enter_task_thread,
+    # set_output_sink), so the runtime may change how it keeps that state
+    private = ("_nbexec_depth", "_nbexec_sink", "_nbexec_on_timeout", "_nbexec_final_attempt")
+    found = [
+        f"{path.relative_to(_PACKAGE)}:{n}: {name}"
+        for path in sorted(_PACKAGE.rglob("*.py"))
+        for n, text in enumerate(path.read_text().splitlines(), 1)
+        for name in private
+        if name in text
+    ]
+    assert found == [], found

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..executors.base import INLINE, POOL, POOL_PROCESS, Executor, map_structure
 from ..pools._slimfuture import SlimFuture
-from ..runtime._taskcall import MappedTaskCall, TaskCall, call_in_task_body
+from ..runtime._taskcall import (
+    MappedTaskCall,
+    TaskCall,
+    call_in_task_body,
+    output_sink,
+    set_output_sink,
+)
 from ._runfuture import RunFuture, RunFutureHere, report_outcome, upstream_reason
 from .futures import TaskFuture
 from .tracking import Tracker
@@ -131,9 +137,9 @@ class InlineLane(Lane):
         if options[1]:
             fn = TaskCall(fn, task_id, run._emit, options[1], options[2])
         thread = threading.current_thread()
-        outer = getattr(thread, "_nbexec_sink", None)
+        outer = output_sink(thread)
         sink.task_id = task_id
-        thread._nbexec_sink = sink  # type: ignore[attr-defined]
+        set_output_sink(thread, sink)
         try:
             if deps:
                 args, kwargs = map_structure(SlimFuture.result, (args, kwargs), _is_inline_done)
@@ -144,7 +150,7 @@ class InlineLane(Lane):
             tracker.finish(task_id, "cancelled", "interrupted")
             raise
         finally:
-            thread._nbexec_sink = outer  # type: ignore[attr-defined]
+            set_output_sink(thread, outer)
         report_outcome(tracker, task_id, deps, efut._exception)
         return TaskFuture(run, task_id, efut, deps)
 

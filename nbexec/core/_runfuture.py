@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from ..pools._slimfuture import CANCELLED, SlimFuture
-from ..runtime._taskcall import where_of
+from ..runtime._taskcall import output_sink, set_output_sink, where_of
 from ._errtext import traceback_text
 from .futures import _future_failed
 from .tracking import Tracker
@@ -97,11 +97,11 @@ class RunFutureHere(RunFuture):
 
     def _on_running(self) -> None:
         thread = threading.current_thread()
-        thread._nbexec_sink = self  # type: ignore[attr-defined]  # what the call prints (OutputTee)
+        set_output_sink(thread, self)  # what the call prints (OutputTee)
         self._tracker.running(self._id, time.time(), where_of(thread))
 
     def _on_finished(self, state: str) -> None:
         thread = threading.current_thread()
-        if getattr(thread, "_nbexec_sink", None) is self:
-            thread._nbexec_sink = None  # type: ignore[attr-defined]
+        if output_sink(thread) is self:
+            set_output_sink(thread, None)
         super()._on_finished(state)

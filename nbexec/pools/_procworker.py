@@ -35,6 +35,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from ..runtime._taskcall import enter_task_thread, set_output_sink
+
 HEADER = struct.Struct("!IB")
 KIND_RUN, KIND_OK, KIND_ERR, KIND_EVENT, KIND_LOADFAIL, KIND_READY, KIND_STARTED = range(7)
 KIND_OUTPUT = 7
@@ -186,7 +188,7 @@ class _ChildSink:
         live = self.live
         if live is None:
             live = self.live = _live_output(partial(self.send_part, self.tid))
-            threading.main_thread()._nbexec_sink = live  # type: ignore[attr-defined]
+            set_output_sink(threading.main_thread(), live)
         live.write_output(text)
 
     def take(self) -> str | None:
@@ -196,7 +198,7 @@ class _ChildSink:
         if live is None:
             return None
         self.live = None
-        threading.main_thread()._nbexec_sink = self  # type: ignore[attr-defined]
+        set_output_sink(threading.main_thread(), self)
         if live.sent or any(s not in (None, "stdout") for s, _ in live.pending):  # parts went
             last = live.take_parts()
             if last is not None:
@@ -218,7 +220,7 @@ def main(argv: list[str]) -> None:
             if p and p not in sys.path:
                 sys.path.append(p)
     # Every line of user code here runs inside a task: calling a task is a plain call.
-    threading.main_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
+    enter_task_thread(threading.main_thread())
     import cloudpickle
 
     from _nbexec_remote import LiveOutput, contain, install_output_tee
@@ -248,7 +250,7 @@ def main(argv: list[str]) -> None:
         send(KIND_OUTPUT, pickle.dumps((tid, at, parts), protocol=5))
 
     out = _ChildSink(send_part)
-    main_thread._nbexec_sink = out  # type: ignore[attr-defined]
+    set_output_sink(main_thread, out)
 
     current = _Current()
     watcher = threading.Thread(

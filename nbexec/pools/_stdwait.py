@@ -14,7 +14,14 @@ import threading
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any
 
-__all__ = ["StdWatch", "std_future_status", "CANCELLED_AND_NOTIFIED", "FINISHED", "PENDING", "RUNNING"]
+__all__ = [
+    "StdWatch",
+    "std_future_status",
+    "CANCELLED_AND_NOTIFIED",
+    "FINISHED",
+    "PENDING",
+    "RUNNING",
+]
 
 
 class StdWatch:

@@ -21,7 +21,7 @@ from functools import partial
 from queue import SimpleQueue
 from typing import Any
 
-from ..runtime._taskcall import TaskInterrupted, contain
+from ..runtime._taskcall import TaskInterrupted, contain, enter_task_thread
 from ._slimfuture import SlimFuture
 
 __all__ = ["InterruptiblePool", "TaskInterrupted", "force_cancel"]
@@ -235,10 +235,9 @@ class InterruptiblePool(Executor):
         # One lock per worker, shared only with interrupt(): a lock shared by all workers let a
         # thread lose the GIL while holding it, and the others then queued on it for every task.
         lock = self._worker_locks[ident] = threading.Lock()
-        # Everything these threads run is inside a task: calling a task there is a plain call.
-        threading.current_thread()._nbexec_depth = 1  # type: ignore[attr-defined]
-        # A task timeout fails the task here at once and retires this thread (it may be in C).
-        threading.current_thread()._nbexec_on_timeout = partial(self._timed_out, ident)  # type: ignore[attr-defined]
+        # Everything these threads run is inside a task (calling a task there is a plain call);
+        # a task timeout fails the task here at once and retires this thread (it may be in C).
+        enter_task_thread(threading.current_thread(), partial(self._timed_out, ident))
         while True:
             try:
                 if self._work(ident, lock, slot):

@@ -41,15 +41,19 @@ from _nbexec_remote import (
     call_quietly,
     call_with_timeout_of,
     contain,
+    enter_task_thread,
     in_task_body,
     install_output_tee,
     keep_tail,
+    output_sink,
+    set_output_sink,
     where_of,
 )
 
 __all__ = ["in_task_body", "call_in_task_body", "where_of", "TaskCall", "MappedTaskCall",
            "OutputBuffer", "LiveOutput", "PART_DELAY", "install_output_tee", "STREAM_ATTR", "call_quietly", "call_with_timeout_of", "keep_tail", "MAX_OUTPUT", "contain",
-           "AsyncCall", "task_body", "TaskInterrupted"]  # fmt: skip
+           "AsyncCall", "task_body", "TaskInterrupted", "enter_task_thread", "output_sink",
+           "set_output_sink"]  # fmt: skip
 
 
 def task_body(fn):
