@@ -171,6 +171,25 @@ def test_run_executes_under_the_chosen_mode_and_writes_the_output(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_written_notebook_keeps_only_the_widget_models_its_outputs_show(tmp_path):
+    # the live table's models (each with its JavaScript, some still saying "running") are
+    # closed when the cell ends; the saved file keeps only what an output still shows
+    from nbexec.testing import prune_widget_state
+
+    nb = _notebook(
+        tmp_path / "cells.ipynb",
+        "%load_ext nbexec",
+        "%%executor threads -n 2\nparts = [abs(-i) for i in range(3)]",
+        "%%executor local\nimport nbexec\ntotal = sum(nbexec.map(abs, [-1, -2]))",
+    )
+    proc = _cli("run", str(nb))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = nbformat.read(tmp_path / "cells.out.ipynb", as_version=4)
+    assert any("text/html" in o.get("data", {}) for o in out.cells[3].outputs), out.cells[3]
+    assert prune_widget_state(out) == 0, out.metadata.get("widgets")
+
+
+@pytest.mark.slow
 def test_run_reports_a_failing_cell_and_exits_1(tmp_path):
     nb = _notebook(tmp_path / "fails.ipynb", "x = 1", "def f():\n    return 1 / 0\nf()", "print(2)")
     target = tmp_path / "executed.ipynb"

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from ..config.options import MODE_HELP, MODES, OPTIONS, LineError, RaisingParser, parse_line
 from ..config.options import seconds as positive_seconds
 from ..session import ENV_VAR
+from ..testing import prune_widget_state
 
 __all__ = ["main", "build_parser", "cell_summary", "default_output", "UsageFailure"]
 
@@ -333,6 +334,9 @@ def run_notebook(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except RuntimeError as exc:  # e.g. "Kernel didn't respond in 60 seconds"
         print(f"nbexec run: the kernel failed: {exc}", file=err)
         status = 1
+    # nbclient keeps every widget model the kernel opened; the live tables' ones closed when
+    # their cells ended and no output shows them
+    prune_widget_state(nb)
     nbformat.write(nb, output)
     verdict = "ok" if status == 0 else "FAILED"
     print(
