@@ -264,10 +264,10 @@ def lane_for(executor: Executor) -> Lane:
 def record_outcome(tracker: Tracker, future: TaskFuture, efut: Any) -> None:
     """``future``'s executor future ``efut`` is done: record the task's outcome."""
     try:
-        if efut.cancelled():
+        status = future._run.executor.future_status(efut)  # no round trip for what it knows
+        if status == "cancelled":
             tracker.finish(future._id, "cancelled", upstream_reason(future._deps) or "cancelled")
             return
-        status = future._run.executor.future_status(efut)  # no round trip for what it knows
         if status == "finished":
             tracker.finish(future._id, "success")
             return

@@ -169,24 +169,23 @@ def _resubmit(run: Run, future: TaskFuture, attempt: int, error: TimeoutError) -
         if f._deps and f.state not in TERMINAL and any(id(d) in replaced for d in f._deps):
             plan.append((f, 0))
             replaced.add(id(f))
-    if any(run.retry_record.submitted(f._id) is None for f, _ in plan):
+    submitted = {call[0]: call for call in run.retry_record.calls({f._id for f, _ in plan})}
+    if len(submitted) < len(plan):
         return False
     summary = str(error).split("\n", 1)[0]
     run.tracker.retrying(future._id, attempt, f"TimeoutError: {summary}"[:300])
     old = []
     for f, done in plan:  # in submission order: a dependent's inputs are already the new keys
-        old.append(run.resubmit(f, _call_of(run, f, done)))
+        old.append(run.resubmit(f, _call_of(run, submitted[f._id], done)))
     _note_timed_out(run, old[0])
     run.executor.interrupt(old)
     return True
 
 
-def _call_of(run: Run, future: TaskFuture, done: int) -> tuple:
-    """``(TaskCall, args, kwargs, context)`` submitting ``future`` again after ``done`` attempts."""
-    task_id = future._id
-    spec = run.retry_record.submitted(task_id)
-    assert spec is not None  # checked by the caller
-    fn, name, args, kwargs, tags, retries, delay, timeout, index = spec
+def _call_of(run: Run, submitted: tuple, done: int) -> tuple:
+    """``(TaskCall, args, kwargs, context)`` submitting a task again after ``done`` attempts, from
+    how it was ``submitted`` (``RetryRecord.calls``)."""
+    task_id, fn, name, args, kwargs, (tags, retries, delay, timeout), index = submitted
     fn = wrapped(fn, timeout, run._quiet)
     args, kwargs = map_structure(
         lambda f: f._efut if f._run is run else f.result(), (args, kwargs), _is_task_future

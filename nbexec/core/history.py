@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..executors.base import map_structure
@@ -51,18 +52,17 @@ class RetryRecord:
         self.tracker: Any = None
         self.retried: dict[int, TaskFuture] = {}
 
-    def submitted(self, task_id: int) -> tuple | None:
-        """How the task was submitted, from ``given``: ``(fn, name, args, kwargs, tags, retries,
-        retry_delay, timeout, index)`` (one call, or one element of a map), or None."""
-        for spec in self.given:
-            ids = spec[0]
-            if ids == task_id:
-                return (*spec[1:], None)
-            if isinstance(ids, list) and ids and ids[0] <= task_id <= ids[-1] and task_id in ids:
-                _, fn, name, items, kwargs, tags, retries, delay, timeout = spec
-                index = ids.index(task_id)
-                return fn, name, tuple(items[index]), kwargs, tags, retries, delay, timeout, index
-        return None
+    def calls(self, wanted: Container[int]) -> Iterator[tuple]:
+        """How the tasks in ``wanted`` were submitted, from ``given``: ``(task id, fn, name, args,
+        kwargs, (tags, retries, retry_delay, timeout), index)`` per call (index: in its map)."""
+        for ids, fn, name, args, kwargs, *options in self.given:
+            if isinstance(ids, int):
+                if ids in wanted:
+                    yield ids, fn, name, args, kwargs, tuple(options), None
+                continue
+            for index, (task_id, items) in enumerate(zip(ids, args)):  # a map: args per task
+                if task_id in wanted:
+                    yield task_id, fn, name, tuple(items), kwargs, tuple(options), index
 
 
 class _Entry:
@@ -157,16 +157,10 @@ def _retry_specs(run: Run) -> dict[int, tuple]:
         given.clear()
         return {}
     bad = {i for i, s in enumerate(states) if s in _RETRYABLE}
-    specs: dict[int, tuple] = {}
-    for item in given:
-        ids, fn, name, args, kwargs, options = item[0], item[1], item[2], item[3], item[4], item[5:]
-        if isinstance(ids, int):
-            if ids in bad:
-                specs[ids] = (fn, name, args, kwargs, options)
-        else:  # a map: one entry for all its tasks, ``args`` the list of their arguments
-            for task_id, one in zip(ids, args):
-                if task_id in bad:
-                    specs[task_id] = (fn, name, one, {}, options)
+    specs = {
+        task_id: (fn, name, args, kwargs, options)
+        for task_id, fn, name, args, kwargs, options, _ in run.retry_record.calls(bad)
+    }
     given.clear()
 
     def detach(f: TaskFuture) -> Any:

@@ -9,6 +9,7 @@ keeps the ``concurrent.futures.Future`` API and works with ``concurrent.futures.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -53,20 +54,21 @@ class LocalDaskFuture(SlimFuture):
 
     def result(self, timeout: float | None = None) -> Any:
         """The task's value; in "synchronous" mode this runs queued work up to this task first."""
-        try:
-            if not self.done():
-                self._executor._drain(self)
-            return SlimFuture.result(self, timeout)
-        except KeyboardInterrupt as exc:
-            self._executor._on_keyboard_interrupt(exc, self)
-            raise
+        return self._drained(SlimFuture.result, timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The task's exception (None if it succeeded); drains queued work like ``result``."""
+        return self._drained(SlimFuture.exception, timeout)
+
+    def _drained(
+        self, read: Callable[[SlimFuture, float | None], Any], timeout: float | None
+    ) -> Any:
+        """``read(self, timeout)`` once queued work up to this task ran; an interrupt while
+        waiting stops the executor's work as in ``wait``."""
         try:
             if not self.done():
                 self._executor._drain(self)
-            return SlimFuture.exception(self, timeout)
+            return read(self, timeout)
         except KeyboardInterrupt as exc:
             self._executor._on_keyboard_interrupt(exc, self)
             raise

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from ..config.options import LOCAL_CLUSTER_ONLY
 from ..executors._cluster_class import LOCAL_CLUSTER, import_cluster_class, is_local_cluster
 from .cluster_fields import UNSET, FieldSpec, field_kind
 
 __all__ = [
     "ENTRY_POINT_GROUP", "KNOWN_CLASSES", "LOCAL_CLUSTER", "UNSET", "FieldSpec", "ClusterSpec",
-    "LOCAL_FLAGS", "installed_cluster_classes", "describe",
+    "installed_cluster_classes", "describe",
 ]  # fmt: skip
 
 ENTRY_POINT_GROUP = "nbexec.cluster_classes"
@@ -62,8 +61,6 @@ KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
 # (the panel's own `workers` field scales any class), and what the cluster sets on each job itself.
 _SKIP = {"self", "loop", "asynchronous", "job_cls", "scheduler_cls", "worker_class", "n_workers"}
 _JOB_SKIP = {"scheduler", "name", "security", "interface", "protocol", "config_name"}
-# LocalCluster's fields that the executor line has flags for (--threads-per-worker ...).
-LOCAL_FLAGS = LOCAL_CLUSTER_ONLY
 # What someone configuring a batch queue or a local cluster sets first, in this order.
 _FIRST = (
     "cores", "memory", "processes", "queue", "account", "walltime", "job_cpu", "job_mem",

@@ -14,10 +14,9 @@ from typing import Any
 from .. import session
 from .. import widgets as _base
 from ..config.modes import validate
-from ..config.options import MODES
+from ..config.options import LOCAL_CLUSTER_ONLY, MODES
 from ..core.render import render_html
 from ..executors.base import Executor
-from . import cluster_spec
 from .cluster_controls import ClusterControls, preview_text
 from .cluster_form import LABEL_WIDTH
 from .panel_fields import MODE_LABELS, PanelFields
@@ -126,7 +125,7 @@ class ExecutorPanel(PanelFields, PanelStatus):
         options, errors = self.form_options()
         if not errors and self._form is not None and "cluster_class" in self.visible_fields():
             kwargs = dict(options.get("cluster_kwargs") or {})
-            kwargs.update({k: options[k] for k in cluster_spec.LOCAL_FLAGS if k in options})
+            kwargs.update({k: options[k] for k in LOCAL_CLUSTER_ONLY if k in options})
             errors = self._form.spec.check(kwargs)
         self._update(errors)
         return options, errors

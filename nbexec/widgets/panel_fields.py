@@ -7,7 +7,14 @@ import json
 from typing import Any
 
 from .. import session
-from ..config.options import MODE_HELP, MODE_OPTIONS, MODES, TIMEOUT_DEFAULT, format_line
+from ..config.options import (
+    LOCAL_CLUSTER_ONLY,
+    MODE_HELP,
+    MODE_OPTIONS,
+    MODES,
+    TIMEOUT_DEFAULT,
+    format_line,
+)
 from ..executors._cluster_class import names_local_cluster
 from . import cluster_spec
 from .cluster_form import ClusterForm, ErrorLabels, number_text
@@ -126,7 +133,7 @@ class PanelFields:
         if "adapt" in options:
             own["adapt_min"].value, own["adapt_max"].value = (str(v) for v in options["adapt"])
         kwargs = dict(options.get("cluster_kwargs") or {})
-        kwargs.update({k: options[k] for k in cluster_spec.LOCAL_FLAGS if k in options})
+        kwargs.update({k: options[k] for k in LOCAL_CLUSTER_ONLY if k in options})
         rest = self._form.load(kwargs) if self._form is not None else kwargs
         if rest:
             own["cluster_kwargs"].value = json.dumps(rest, sort_keys=True)
@@ -182,7 +189,7 @@ class PanelFields:
                 errors.update(form_errors)
             extra = self._extra_kwargs(kwargs, errors)
             if self._form is not None and self._form.spec.is_local:
-                for name in cluster_spec.LOCAL_FLAGS:
+                for name in LOCAL_CLUSTER_ONLY:
                     if name in kwargs:
                         options[name] = kwargs.pop(name)
             kwargs.update(extra)
